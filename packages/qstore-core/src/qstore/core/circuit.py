@@ -179,6 +179,8 @@ class UnifiedCircuit:
         self._n_qubits = int(n_qubits)
         self.name = name
         self._ops: list[Operation] = []
+        # compiled programs of backends, keyed by (len(ops), ...); appending invalidates them
+        self._program_cache: dict[tuple[object, ...], object] = {}
 
     # -- building ---------------------------------------------------------------------------
     @property

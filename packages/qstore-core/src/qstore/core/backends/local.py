@@ -1,0 +1,341 @@
+"""The built-in ``local`` backend (alias ``local_cpu``): a batched NumPy state-vector simulator.
+
+>>> import qstore.core as qc
+>>> c = qc.UnifiedCircuit(1).add_gate("RY", 0, "x")
+>>> qc.backends.get("local").expectation(c, values=[[0.0], [3.14159265]]).round(6).tolist()
+[[1.0], [-1.0]]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from qstore.core.backends.base import Capabilities, ExecutionResult, FloatArray
+from qstore.core.circuit import UnifiedCircuit
+from qstore.core.engine import statevector as sv
+from qstore.core.engine.program import Program, compile_program
+from qstore.core.errors import BackendError, BindingError, CapabilityError, QStoreError
+from qstore.core.gates import GATES
+from qstore.core.observables import PauliSum, as_observables
+
+_ROTATE_TO_Z = {
+    "X": GATES["H"].matrix(),
+    "Y": GATES["H"].matrix() @ GATES["SDG"].matrix(),
+}
+
+
+def split_names(
+    circuit: UnifiedCircuit, names: Sequence[str] | None, shared: Mapping[str, float] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Per-sample column names and shared names; defaults: every other symbol is per-sample."""
+    shared_names = tuple(shared) if shared else ()
+    if names is None:
+        names = tuple(s for s in circuit.parameters if s not in set(shared_names))
+    return tuple(names), shared_names
+
+
+class LocalBackend:
+    """Exact, seeded-shot and adjoint-differentiable simulation of batches on the CPU.
+
+    Args:
+        dtype: ``'complex128'`` (default, machine precision) or ``'complex64'`` (faster).
+        seed: default seed for shot sampling (per-call ``seed=`` overrides it).
+        chunk: qubits per dense chunk in fused layers (tuning knob; default by size).
+    """
+
+    name = "local"
+
+    def __init__(self, dtype: str = "complex128", seed: int | None = None, chunk: int | None = None):
+        if dtype not in sv.DTYPES:
+            raise BackendError(f"dtype must be one of {sorted(sv.DTYPES)}, got {dtype!r}.")
+        if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+            raise BackendError(f"chunk must be a positive int, got {chunk!r}.")
+        self.dtype = dtype
+        self.seed = seed
+        self.chunk = chunk
+        self._ctype = sv.DTYPES[dtype]
+        self._rng = np.random.default_rng(seed)
+
+    def __repr__(self) -> str:
+        return f"LocalBackend(dtype={self.dtype!r})"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        item = np.dtype(self._ctype).itemsize
+        max_q = int(math.floor(math.log2(max(sv.memory_limit_bytes() / (6 * item), 2))))
+        return Capabilities(
+            name=self.name,
+            max_qubits=max_q,
+            exact=True,
+            shots=True,
+            gradient_methods=("adjoint", "parameter_shift", "finite_diff", "spsa"),
+            vjp=True,
+            gpu=False,
+            dtypes=tuple(sv.DTYPES),
+            extra={"engine": "numpy", "dtype": self.dtype},
+        )
+
+    # -- compilation ------------------------------------------------------------------------
+    def program(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any = None,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> Program:
+        """The compiled program for this template and layout (cached on the circuit)."""
+        if not isinstance(circuit, UnifiedCircuit):
+            raise BackendError(
+                f"Expected a qstore.core.UnifiedCircuit, got {type(circuit).__name__}; convert "
+                "Cirq/Qiskit circuits with UnifiedCircuit.from_cirq / from_qiskit."
+            )
+        obs = tuple(as_observables(observables, circuit.n_qubits))
+        bnames, snames = split_names(circuit, names, shared)
+        key = ("local", len(circuit), bnames, snames, obs, self.chunk)
+        cache = circuit._program_cache
+        prog = cache.get(key)
+        if prog is None:
+            prog = compile_program(circuit, bnames, snames, obs, chunk=self.chunk)
+            if len(cache) > 16:
+                cache.clear()
+            cache[key] = prog
+        assert isinstance(prog, Program)
+        return prog
+
+    def _prepare(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        names: Sequence[str] | None,
+        shared: Mapping[str, float] | None,
+    ) -> tuple[Program, FloatArray]:
+        prog = self.program(circuit, observables, names, shared)
+        shared_vals = None if not shared else [shared[k] for k in prog.names[prog.n_batched :]]
+        v = sv.as_values(prog, values, shared_vals)
+        sv.check_memory(prog.n_qubits, v.shape[0], self.dtype)
+        return prog, v
+
+    # -- execution --------------------------------------------------------------------------
+    def state(
+        self,
+        circuit: UnifiedCircuit,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> npt.NDArray[np.complexfloating[Any, Any]]:
+        """Final state vectors ``[batch, 2**n]`` (qubit 0 most significant)."""
+        prog, v = self._prepare(circuit.without_measurements(), None, values, names, shared)
+        theta = sv.gate_parameters(prog, v)
+        mats = sv.build_matrices(prog, theta, self._ctype)
+        return sv.run_ops(prog, mats, v.shape[0], self._ctype)
+
+    def expectation(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any = None,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+    ) -> FloatArray:
+        """Expectations ``[batch, n_observables]`` (``None`` observables: ``Z`` per qubit)."""
+        prog, v = self._prepare(circuit, observables, values, names, shared)
+        theta = sv.gate_parameters(prog, v)
+        mats = sv.build_matrices(prog, theta, self._ctype)
+        state = sv.run_ops(prog, mats, v.shape[0], self._ctype)
+        if shots is None:
+            return sv.expectations(prog, state)
+        _check_shots(shots)
+        obs = as_observables(observables, circuit.n_qubits)
+        return _estimate(state, obs, prog.n_qubits, shots, self._generator(seed))
+
+    def vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Adjoint-method gradient of ``sum(cotangent * expectation)``.
+
+        Returns ``(d/dvalues [batch, P], d/dshared [len(shared)])``.
+        """
+        prog, v = self._prepare(circuit, observables, values, names, shared)
+        assert prog.observables is not None
+        cot = np.asarray(cotangent, dtype=np.float64)
+        if cot.ndim == 1 and v.shape[0] == 1:
+            cot = cot[None]
+        if cot.shape != (v.shape[0], prog.observables.n_obs):
+            raise BindingError(
+                f"cotangent must have shape [batch, n_observables] = "
+                f"{[v.shape[0], prog.observables.n_obs]}, got {list(cot.shape)}."
+            )
+        theta = sv.gate_parameters(prog, v)
+        mats = sv.build_matrices(prog, theta, self._ctype)
+        gtheta = sv.vjp(prog, theta, mats, cot, self._ctype)
+        gv = sv.chain_rule(prog, v, gtheta)
+        nb = prog.n_batched
+        return gv[:, :nb], gv[:, nb:].sum(axis=0)
+
+    def value_and_vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Expectations and the VJP from one forward pass."""
+        e = self.expectation(circuit, observables, values, names=names, shared=shared)
+        gv, gs = self.vjp(circuit, observables, values, cotangent, names=names, shared=shared)
+        return e, gv, gs
+
+    def probabilities(
+        self,
+        circuit: UnifiedCircuit,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> FloatArray:
+        """Basis-state probabilities ``[batch, 2**n]``."""
+        st = self.state(circuit, values, names=names, shared=shared)
+        return np.asarray(st.real**2 + st.imag**2, dtype=np.float64)
+
+    def sample(
+        self,
+        circuit: UnifiedCircuit,
+        shots: int,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+        seed: int | None = None,
+    ) -> npt.NDArray[np.int64]:
+        """Measured basis indices ``[batch, shots]``, seeded and vectorised over the batch."""
+        _check_shots(shots)
+        probs = self.probabilities(circuit, values, names=names, shared=shared)
+        return _sample_indices(probs, shots, self._generator(seed))
+
+    def counts(
+        self,
+        circuit: UnifiedCircuit,
+        shots: int,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+        seed: int | None = None,
+    ) -> list[dict[str, int]]:
+        """Counts per bitstring (qubit 0 first) for every row of the batch."""
+        idx = self.sample(circuit, shots, values, names=names, shared=shared, seed=seed)
+        n = circuit.n_qubits
+        out = []
+        for row in idx:
+            uniq, cnt = np.unique(row, return_counts=True)
+            out.append({format(int(u), f"0{n}b"): int(c) for u, c in zip(uniq, cnt, strict=True)})
+        return out
+
+    async def execute(
+        self, circuit: UnifiedCircuit, shots: int | None = 1000, timeout: float | None = None
+    ) -> ExecutionResult:
+        """Run one bound circuit: counts with ``shots``, exact probabilities with ``None``."""
+        if circuit.is_parameterized:
+            raise BindingError(
+                f"execute() needs a bound circuit; symbols {circuit.parameter_names} are unbound. "
+                "Use circuit.bind({...}) first."
+            )
+
+        def work() -> ExecutionResult:
+            n = circuit.n_qubits
+            probs = self.probabilities(circuit)[0]
+            z = _z_expectations(probs, n)
+            if shots is None:
+                nz = np.flatnonzero(probs > 1e-15)
+                pmap = {format(int(i), f"0{n}b"): float(probs[i]) for i in nz}
+                return ExecutionResult(self.name, n, None, probabilities=pmap, expectations=z)
+            _check_shots(shots)
+            idx = _sample_indices(probs[None], shots, self._generator(None))[0]
+            uniq, cnt = np.unique(idx, return_counts=True)
+            counts = {format(int(u), f"0{n}b"): int(c) for u, c in zip(uniq, cnt, strict=True)}
+            return ExecutionResult(self.name, n, shots, counts=counts, expectations=z)
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(work), timeout)
+        except TimeoutError as exc:
+            raise BackendError(f"Local execution exceeded the timeout of {timeout} s.") from exc
+
+    def _generator(self, seed: int | None) -> np.random.Generator:
+        return self._rng if seed is None else np.random.default_rng(seed)
+
+
+def _check_shots(shots: Any) -> None:
+    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
+        raise CapabilityError(f"shots must be a positive int (or None for exact), got {shots!r}.")
+
+
+def _z_expectations(probs: FloatArray, n: int) -> FloatArray:
+    from qstore.core.engine.program import bit_table
+
+    return np.asarray(probs @ (1 - 2 * bit_table(n).astype(np.float64)), dtype=np.float64)
+
+
+def _sample_indices(probs: FloatArray, shots: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    bsz, dim = probs.shape
+    cdf = np.cumsum(probs, axis=1)
+    cdf /= cdf[:, -1:]
+    u = rng.random((bsz, shots))
+    offs = np.arange(bsz)[:, None]
+    flat = np.searchsorted((cdf + offs).ravel(), (u + offs).ravel(), side="right")
+    idx = flat.reshape(bsz, shots) - offs * dim
+    return np.minimum(idx, dim - 1).astype(np.int64)
+
+
+def _estimate(
+    state: npt.NDArray[Any], obs: list[PauliSum], n: int, shots: int, rng: np.random.Generator
+) -> FloatArray:
+    """Shot estimates: each Pauli term is measured in its own rotated basis."""
+    bsz = state.shape[0]
+    out = np.zeros((bsz, len(obs)))
+    bits_cache: dict[tuple[tuple[int, str], ...], npt.NDArray[np.int8]] = {}
+    from qstore.core.engine.program import bit_table
+
+    table = bit_table(n)
+    for o, ps in enumerate(obs):
+        for term in ps.terms:
+            if not term.paulis:
+                out[:, o] += term.coeff.real
+                continue
+            basis = tuple((q, p) for q, p in term.paulis if p in "XY")
+            if basis not in bits_cache:
+                st = state
+                for q, p in basis:
+                    st = sv.apply_gate(st, _ROTATE_TO_Z[p].astype(st.dtype), (q,), n)
+                probs = np.asarray(st.real**2 + st.imag**2, dtype=np.float64)
+                idx = _sample_indices(probs, shots, rng)
+                bits_cache[basis] = table[idx]  # [B, shots, n]
+            bits = bits_cache[basis]
+            parity = bits[:, :, list(term.qubits)].sum(axis=-1) % 2
+            out[:, o] += term.coeff.real * (1 - 2 * parity).mean(axis=1)
+    return out
+
+
+def require_local(backend: Any) -> LocalBackend:
+    if not isinstance(backend, LocalBackend):
+        raise QStoreError(f"Expected the local backend, got {backend!r}.")
+    return backend

@@ -1,0 +1,399 @@
+"""The batched state-vector engine (NumPy).
+
+Everything here works on a whole batch at once: states are ``[batch, 2**n]`` arrays, gate
+matrices are shared ``[d, d]`` or per-sample ``[batch, d, d]``, and a training step is a fixed
+number of large array operations, independent of the batch size.
+
+Gradients use the adjoint method. For a layer of single-qubit blocks ``G = (x)_q G_q`` the
+derivative of ``<lam|G|psi_in>`` with respect to a gate inside ``G_q`` only needs the reduced
+cross-density ``R_q[i, j] = sum_rest conj(lam[..i..]) psi_out[..j..]`` at the layer output,
+because gates on different qubits commute: ``<lam|(A (x) G_rest)|psi_in> = tr((A G_q^dag) R_q)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from qstore.core.engine.program import (
+    Block,
+    CArray,
+    DiagOp,
+    FloatArray,
+    GateOp,
+    GateRef,
+    LayerOp,
+    PermOp,
+    Program,
+)
+from qstore.core.errors import BindingError, NonFiniteParameterError, ResourceLimitError
+
+DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
+
+
+@dataclass
+class Matrices:
+    """Gate matrices of one batch: ``gate[i]`` for ``Program.refs[i]``; blocks fused."""
+
+    gate: list[CArray]
+    block: dict[int, CArray]  # id(block) -> fused matrix
+
+
+def memory_limit_bytes() -> int:
+    """Memory the simulator may use: ``QSTORE_MAX_MEMORY_GB`` or 60 % of physical memory."""
+    env = os.environ.get("QSTORE_MAX_MEMORY_GB")
+    if env:
+        return int(float(env) * 2**30)
+    try:
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        phys = 8 * 2**30
+    return int(0.6 * phys)
+
+
+def check_memory(n_qubits: int, batch: int, dtype: str, copies: int = 6) -> None:
+    """Refuse, before allocating, a simulation that would not fit in memory."""
+    itemsize = np.dtype(DTYPES[dtype]).itemsize
+    need = copies * batch * (1 << n_qubits) * itemsize if n_qubits < 62 else float("inf")
+    limit = memory_limit_bytes()
+    if need > limit:
+        raise ResourceLimitError(
+            f"Simulating {n_qubits} qubits with a batch of {batch} needs about "
+            f"{need / 2**30:.1f} GiB ({copies} state copies of {2**n_qubits if n_qubits < 62 else 'inf'} "
+            f"amplitudes, {dtype}), more than the {limit / 2**30:.1f} GiB allowed. Use fewer qubits, "
+            "a smaller batch, dtype='complex64', or raise QSTORE_MAX_MEMORY_GB."
+        )
+
+
+def gate_parameters(prog: Program, values: FloatArray) -> FloatArray:
+    """Gate parameters ``theta [batch, G]`` from the binding matrix ``values [batch, P]``."""
+    theta = prog.theta_const + values @ prog.theta_w
+    for cols, g, c in prog.theta_mono:
+        prod = np.full(values.shape[0], c)
+        for ci in cols:
+            prod = prod * values[:, ci]
+        theta[:, g] += prod
+    if not np.isfinite(theta).all():
+        raise NonFiniteParameterError(
+            "A gate parameter evaluated to NaN or infinity; check the bindings for NaN/inf."
+        )
+    return theta
+
+
+def build_matrices(prog: Program, theta: FloatArray, ctype: type) -> Matrices:
+    """All gate matrices for this batch, one vectorised call per (gate type, batched)."""
+    gate: list[CArray] = [None] * len(prog.refs)  # type: ignore[list-item]
+    groups: dict[tuple[str, bool], list[GateRef]] = {}
+    for ref in prog.refs:
+        if ref.const_matrix is not None:
+            gate[ref.index] = ref.const_matrix.astype(ctype)
+        else:
+            groups.setdefault((ref.spec.name, ref.batched), []).append(ref)
+    for (_, batched), refs in groups.items():
+        idx = np.asarray([r.params for r in refs])  # [k, n_params]
+        spec = refs[0].spec
+        if batched:
+            mats = spec.matrix_fn(theta[:, idx]).astype(ctype)  # [B, k, d, d]
+            for j, r in enumerate(refs):
+                gate[r.index] = mats[:, j]
+        else:
+            mats = spec.matrix_fn(theta[0, idx]).astype(ctype)  # [k, d, d]
+            for j, r in enumerate(refs):
+                gate[r.index] = mats[j]
+    block: dict[int, CArray] = {}
+    for op in prog.ops:
+        if isinstance(op, LayerOp):
+            for b in op.blocks.values():
+                m = gate[b.gates[0].index]
+                for g in b.gates[1:]:
+                    m = gate[g.index] @ m
+                block[id(b)] = m
+    return Matrices(gate, block)
+
+
+def _kron(a: CArray, b: CArray) -> CArray:
+    da, db = a.shape[-1], b.shape[-1]
+    out = a[..., :, None, :, None] * b[..., None, :, None, :]
+    return out.reshape(*out.shape[:-4], da * db, da * db)
+
+
+def chunk_matrix(op: LayerOp, mats: Matrices, start: int, size: int, ctype: type) -> CArray:
+    eye = np.eye(2, dtype=ctype)
+    out: CArray | None = None
+    for q in range(start, start + size):
+        b = op.blocks.get(q)
+        m = eye if b is None else mats.block[id(b)]
+        out = m if out is None else _kron(out, m)
+    assert out is not None
+    return out
+
+
+def apply_chunk(state: CArray, k: CArray, n: int, start: int, size: int) -> CArray:
+    """Apply ``k`` (``[d, d]`` or ``[B, d, d]``) to qubits ``start .. start+size-1``."""
+    bsz = state.shape[0]
+    d = 1 << size
+    a = 1 << start
+    r = 1 << (n - start - size)
+    if k.ndim == 2:
+        if r == 1:
+            out = state.reshape(bsz * a, d) @ np.ascontiguousarray(k.T)
+        else:
+            out = np.matmul(k, state.reshape(bsz * a, d, r))
+    elif r == 1:
+        out = np.matmul(state.reshape(bsz, a, d), k.transpose(0, 2, 1))
+    else:
+        out = np.matmul(k[:, None], state.reshape(bsz, a, d, r))
+    return out.reshape(bsz, -1)
+
+
+def apply_gate(state: CArray, m: CArray, qubits: tuple[int, ...], n: int) -> CArray:
+    """Apply a k-qubit matrix (shared or per-sample) to arbitrary qubits."""
+    bsz = state.shape[0]
+    k = len(qubits)
+    axes = [1 + q for q in qubits]
+    t = np.moveaxis(state.reshape((bsz,) + (2,) * n), axes, list(range(n + 1 - k, n + 1)))
+    shape = t.shape
+    flat = t.reshape(bsz, -1, 1 << k)
+    out = flat @ (m.T if m.ndim == 2 else m.transpose(0, 2, 1))
+    out = np.moveaxis(out.reshape(shape), list(range(n + 1 - k, n + 1)), axes)
+    return np.ascontiguousarray(out).reshape(bsz, -1)
+
+
+def _tile(m: CArray, times: int) -> CArray:
+    return m if m.ndim == 2 else np.concatenate([m] * times, axis=0)
+
+
+def _dagger(m: CArray) -> CArray:
+    return np.conj(np.swapaxes(m, -1, -2))
+
+
+def product_state(prog: Program, op: LayerOp, mats: Matrices, bsz: int, ctype: type) -> CArray:
+    """The state after the first layer when it acts on |0...0>: a Kronecker product."""
+    state = np.ones((bsz, 1), dtype=ctype)
+    e0 = np.array([1.0, 0.0], dtype=ctype)
+    for q in range(prog.n_qubits):
+        b = op.blocks.get(q)
+        v = e0 if b is None else mats.block[id(b)][..., :, 0]
+        state = (state[:, :, None] * (v[:, None, :] if v.ndim == 2 else v[None, None, :])).reshape(
+            bsz, -1
+        )
+    return state
+
+
+def run_ops(prog: Program, mats: Matrices, bsz: int, ctype: type) -> CArray:
+    """Apply the whole program to |0...0> for a batch of ``bsz``."""
+    n = prog.n_qubits
+    ops = prog.ops
+    if ops and isinstance(ops[0], LayerOp):
+        state = product_state(prog, ops[0], mats, bsz, ctype)
+        ops = ops[1:]
+    else:
+        state = np.zeros((bsz, 1 << n), dtype=ctype)
+        state[:, 0] = 1.0
+    for op in ops:
+        state = apply_op(state, op, prog, mats, ctype)
+    return state
+
+
+def apply_op(
+    state: CArray,
+    op: object,
+    prog: Program,
+    mats: Matrices,
+    ctype: type,
+    inverse: bool = False,
+    reps: int = 1,
+) -> CArray:
+    """Apply one op (or its inverse); ``reps`` stacked copies of the batch share matrices."""
+    n = prog.n_qubits
+    if isinstance(op, LayerOp):
+        for start, size in op.chunks if not inverse else reversed(op.chunks):
+            k = chunk_matrix(op, mats, start, size, ctype)
+            if inverse:
+                k = _dagger(k)
+            state = apply_chunk(state, _tile(k, reps), n, start, size)
+        return state
+    if isinstance(op, PermOp):
+        if inverse:
+            out = state[:, op.inv_src]
+            return out if op.inv_phase is None else out * op.inv_phase
+        out = state[:, op.src]
+        return out if op.phase is None else out * op.phase
+    if isinstance(op, DiagOp):
+        return state * (np.conj(op.diag) if inverse else op.diag).astype(ctype)
+    assert isinstance(op, GateOp)
+    m = mats.gate[op.gate.index]
+    if inverse:
+        m = _dagger(m)
+    return apply_gate(state, _tile(m, reps), op.gate.qubits, n)
+
+
+# -- observables ---------------------------------------------------------------------------
+def expectations(prog: Program, state: CArray) -> FloatArray:
+    obs = prog.observables
+    assert obs is not None
+    if obs.real_diagonal is not None:
+        probs = state.real**2 + state.imag**2
+        return np.asarray(probs @ obs.real_diagonal.astype(probs.dtype), dtype=np.float64)
+    out = np.zeros((state.shape[0], obs.n_obs))
+    for gidx, c in obs.masks:
+        partner = state if gidx is None else state[:, gidx]
+        out += ((np.conj(partner) * state) @ c.astype(state.dtype)).real
+    return out
+
+
+def costate(prog: Program, state: CArray, cot: FloatArray) -> CArray:
+    """``lam = sum_o cot_o O_o psi`` (the derivative of the weighted sum w.r.t. conj(psi))."""
+    obs = prog.observables
+    assert obs is not None
+    lam = np.zeros_like(state)
+    for gidx, c in obs.masks:
+        u = state * (cot.astype(state.real.dtype) @ c.T.astype(state.dtype))
+        lam += u if gidx is None else u[:, gidx]
+    return lam
+
+
+# -- adjoint gradient ------------------------------------------------------------------------
+def _reduced(lam: CArray, psi: CArray, n: int, qubits: tuple[int, ...]) -> CArray:
+    """``R[b, i, j] = sum_rest conj(lam[b, ..i..]) psi[b, ..j..]`` over ``qubits``."""
+    bsz = psi.shape[0]
+    k = len(qubits)
+    if qubits == tuple(range(qubits[0], qubits[0] + k)):
+        a = 1 << qubits[0]
+        d = 1 << k
+        r = 1 << (n - qubits[0] - k)
+        lv = lam.reshape(bsz, a, d, r)
+        pv = psi.reshape(bsz, a, d, r)
+        if a == 1:
+            return np.matmul(np.conj(lv[:, 0]), pv[:, 0].transpose(0, 2, 1))
+        if r == 1:
+            return np.matmul(np.conj(lv[..., 0]).transpose(0, 2, 1), pv[..., 0])
+        return np.einsum("bair,bajr->bij", np.conj(lv), pv)
+    axes = [1 + q for q in qubits]
+    lt = np.moveaxis(lam.reshape((bsz,) + (2,) * n), axes, list(range(1, k + 1)))
+    pt = np.moveaxis(psi.reshape((bsz,) + (2,) * n), axes, list(range(1, k + 1)))
+    lt = lt.reshape(bsz, 1 << k, -1)
+    pt = pt.reshape(bsz, 1 << k, -1)
+    return np.matmul(np.conj(lt), pt.transpose(0, 2, 1))
+
+
+def _partial(rc: CArray, size: int, pos: int) -> CArray:
+    """Reduce a chunk cross-density ``[B, 2^size, 2^size]`` to qubit ``pos`` of the chunk."""
+    if size == 1:
+        return rc
+    t = rc.reshape((rc.shape[0],) + (2,) * (2 * size))
+    letters = "cdefghijklmnopqrstuvwxyz"
+    row = list(letters[:size])
+    col = list(letters[:size])
+    row[pos], col[pos] = "A", "B"
+    return np.einsum(f"z{''.join(row)}{''.join(col)}->zAB", t)
+
+
+def _block_grads(b: Block, mats: Matrices, theta: FloatArray, rq: CArray, gtheta: FloatArray) -> None:
+    """Accumulate ``d/dtheta`` for every parameter in block ``b`` given its ``R_q``."""
+    gates = b.gates
+    # suffix[k] = g_m ... g_{k+1}
+    suffix: list[CArray | None] = [None] * len(gates)
+    acc: CArray | None = None
+    for k in range(len(gates) - 1, -1, -1):
+        suffix[k] = acc
+        acc = mats.gate[gates[k].index] if acc is None else acc @ mats.gate[gates[k].index]
+    for k, g in enumerate(gates):
+        if not g.params:
+            continue
+        gk_dag = _dagger(mats.gate[g.index])
+        p = theta[:, list(g.params)] if g.batched else theta[0, list(g.params)]
+        for pi, tidx in enumerate(g.params):
+            dg = g.spec.derivative(p, pi).astype(rq.dtype)
+            a = dg @ gk_dag
+            s = suffix[k]
+            if s is not None:
+                a = s @ a @ _dagger(s)
+            # grad = 2 Re sum_ij a_ij R_ij
+            gtheta[:, tidx] += 2.0 * np.real(np.sum(a * rq, axis=(-2, -1)))
+
+
+def vjp(prog: Program, theta: FloatArray, mats: Matrices, cot: FloatArray, ctype: type) -> FloatArray:
+    """``d/dtheta`` of ``sum(cot * expectations)``: returns ``[batch, G]``."""
+    n = prog.n_qubits
+    bsz = cot.shape[0]
+    psi = run_ops(prog, mats, bsz, ctype)
+    lam = costate(prog, psi, cot)
+    gtheta = np.zeros((bsz, prog.n_theta))
+    both = np.concatenate([psi, lam], axis=0)
+    ops = prog.ops
+    for i in range(len(ops) - 1, -1, -1):
+        op = ops[i]
+        psi, lam = both[:bsz], both[bsz:]
+        if isinstance(op, LayerOp):
+            for start, size in op.chunks:
+                pblocks = [
+                    (q, b) for q, b in op.blocks.items() if start <= q < start + size and b.parameterized
+                ]
+                if not pblocks:
+                    continue
+                rc = _reduced(lam, psi, n, tuple(range(start, start + size)))
+                for q, b in pblocks:
+                    _block_grads(b, mats, theta, _partial(rc, size, q - start), gtheta)
+        elif isinstance(op, GateOp) and op.gate.params:
+            g = op.gate
+            rq = _reduced(lam, psi, n, g.qubits)
+            gk_dag = _dagger(mats.gate[g.index])
+            p = theta[:, list(g.params)] if g.batched else theta[0, list(g.params)]
+            for pi, tidx in enumerate(g.params):
+                a = g.spec.derivative(p, pi).astype(ctype) @ gk_dag
+                gtheta[:, tidx] += 2.0 * np.real(np.sum(a * rq, axis=(-2, -1)))
+        if i > 0:
+            both = apply_op(both, op, prog, mats, ctype, inverse=True, reps=2)
+    return gtheta
+
+
+def chain_rule(prog: Program, values: FloatArray, gtheta: FloatArray) -> FloatArray:
+    """Map ``d/dtheta [B, G]`` to ``d/dvalues [B, P]`` through the parameter expressions."""
+    gv = gtheta @ prog.theta_w.T
+    for cols, g, c in prog.theta_mono:
+        for i, ci in enumerate(cols):
+            other = np.full(values.shape[0], c)
+            for j, cj in enumerate(cols):
+                if j != i:
+                    other = other * values[:, cj]
+            gv[:, ci] += other * gtheta[:, g]
+    return gv
+
+
+def as_values(prog: Program, values: npt.ArrayLike | None, shared: npt.ArrayLike | None) -> FloatArray:
+    """Validate bindings and lay out the full ``[B, P]`` matrix (shared columns broadcast)."""
+    nb = prog.n_batched
+    ns = len(prog.names) - nb
+    if values is None:
+        if nb:
+            raise BindingError(
+                f"The circuit needs per-sample values for {list(prog.names[:nb])}; pass values=."
+            )
+        v = np.zeros((1, 0))
+    else:
+        v = np.asarray(values, dtype=np.float64)
+        if v.ndim == 1 and nb:
+            v = v[None, :]
+        if v.ndim != 2 or v.shape[1] != nb:
+            raise BindingError(
+                f"values must have shape [batch, {nb}] with columns {list(prog.names[:nb])}; "
+                f"got shape {np.shape(values)}."
+            )
+        if v.shape[0] == 0:
+            raise BindingError("values has an empty batch (shape [0, P]); give at least one row.")
+    s = np.zeros(0) if shared is None else np.asarray(shared, dtype=np.float64).reshape(-1)
+    if s.shape[0] != ns:
+        raise BindingError(f"Expected {ns} shared values for {list(prog.names[nb:])}, got {s.shape[0]}.")
+    if not (np.isfinite(v).all() and np.isfinite(s).all()):
+        bad = np.argwhere(~np.isfinite(v))
+        where = f" (first at row {bad[0][0]}, column {prog.names[bad[0][1]]!r})" if bad.size else ""
+        raise NonFiniteParameterError(
+            f"Parameter bindings contain NaN or infinity{where}; all values must be finite."
+        )
+    if ns:
+        v = np.concatenate([v, np.broadcast_to(s, (v.shape[0], ns))], axis=1)
+    return v
