@@ -75,9 +75,11 @@ IMPORT_CHECK = textwrap.dedent(
         "nsprobe": qstore.nsprobe.__file__,
         "nsprobe_name": qstore.nsprobe.__name__,
         "probe_backend": qstore.nsprobe.ProbeBackend.name,
-        "backends": sorted(
-            ep.name for ep in importlib.metadata.entry_points(group="qstore.backends")
-        ),
+        # Loading proves that each entry point names an importable object.
+        "backends": {
+            ep.name: ep.load().__qualname__
+            for ep in importlib.metadata.entry_points(group="qstore.backends")
+        },
     }))
     """
 )
@@ -249,4 +251,5 @@ def test_core_and_plugin_share_the_namespace(
         assert Path(report["nsprobe"]).resolve().is_relative_to(env_root)
     assert report["nsprobe_name"] == "qstore.nsprobe"
     assert report["probe_backend"] == "nsprobe"
-    assert {"local", "local_cpu", "nsprobe"} <= set(report["backends"])
+    expected = {"local": "LocalBackend", "local_cpu": "LocalBackend", "nsprobe": "ProbeBackend"}
+    assert expected.items() <= report["backends"].items()
