@@ -116,6 +116,8 @@ class LocalBackend:
         names: Sequence[str] | None,
         shared: Mapping[str, float] | None,
     ) -> tuple[Program, FloatArray]:
+        # Refuse before compiling: compilation already builds 2**n-sized index tables.
+        sv.check_memory(circuit.n_qubits, _batch_rows(values), self.dtype)
         prog = self.program(circuit, observables, names, shared)
         shared_vals = None if not shared else [shared[k] for k in prog.names[prog.n_batched :]]
         v = sv.as_values(prog, values, shared_vals)
@@ -173,6 +175,22 @@ class LocalBackend:
 
         Returns ``(d/dvalues [batch, P], d/dshared [len(shared)])``.
         """
+        _, gv, gs = self.value_and_vjp(
+            circuit, observables, values, cotangent, names=names, shared=shared
+        )
+        return gv, gs
+
+    def value_and_vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Expectations and the VJP from one forward pass (what training steps call)."""
         prog, v = self._prepare(circuit, observables, values, names, shared)
         assert prog.observables is not None
         cot = np.asarray(cotangent, dtype=np.float64)
@@ -185,25 +203,10 @@ class LocalBackend:
             )
         theta = sv.gate_parameters(prog, v)
         mats = sv.build_matrices(prog, theta, self._ctype)
-        gtheta = sv.vjp(prog, theta, mats, cot, self._ctype)
+        values, gtheta = sv.vjp(prog, theta, mats, cot, self._ctype)
         gv = sv.chain_rule(prog, v, gtheta)
         nb = prog.n_batched
-        return gv[:, :nb], gv[:, nb:].sum(axis=0)
-
-    def value_and_vjp(
-        self,
-        circuit: UnifiedCircuit,
-        observables: Any,
-        values: npt.ArrayLike | None,
-        cotangent: npt.ArrayLike,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Expectations and the VJP from one forward pass."""
-        e = self.expectation(circuit, observables, values, names=names, shared=shared)
-        gv, gs = self.vjp(circuit, observables, values, cotangent, names=names, shared=shared)
-        return e, gv, gs
+        return values, gv[:, :nb], gv[:, nb:].sum(axis=0)
 
     def probabilities(
         self,
@@ -277,11 +280,20 @@ class LocalBackend:
 
         try:
             return await asyncio.wait_for(asyncio.to_thread(work), timeout)
-        except TimeoutError as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes on Python 3.10
             raise BackendError(f"Local execution exceeded the timeout of {timeout} s.") from exc
 
     def _generator(self, seed: int | None) -> np.random.Generator:
         return self._rng if seed is None else np.random.default_rng(seed)
+
+
+def _batch_rows(values: npt.ArrayLike | None) -> int:
+    """Rows of a binding batch for the memory check (1 unless it is a matrix)."""
+    try:
+        shape = np.shape(values)
+    except ValueError:  # ragged input: as_values reports it
+        return 1
+    return max(int(shape[0]), 1) if len(shape) == 2 else 1
 
 
 def _check_shots(shots: Any) -> None:

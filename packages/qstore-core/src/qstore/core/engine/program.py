@@ -58,15 +58,70 @@ class Block:
 
 
 @dataclass
+class BlockGroup:
+    """Blocks of one layer with the same gate sequence, handled as stacked arrays.
+
+    ``qubits[j]`` holds block ``j``; position ``k`` of every block is gate ``specs[k]`` with
+    gate-parameter indices ``params[k][j]`` (or constant matrices ``const[k][j]``).
+    """
+
+    qubits: IntArray
+    specs: tuple[GateSpec, ...]
+    params: list[IntArray]  # per position: [n_blocks, n_params] indices into theta
+    const: list[CArray | None]  # per position: [n_blocks, 2, 2] for constant gates
+    batched: list[bool]  # per position
+
+    @property
+    def parameterized(self) -> bool:
+        return any(c is None for c in self.const)
+
+
+@dataclass
 class LayerOp:
     """Single-qubit blocks on distinct qubits, applied as chunks of adjacent qubits."""
 
     blocks: dict[int, Block]
     chunks: list[tuple[int, int]]  # (first qubit, number of qubits)
+    groups: list[BlockGroup] = field(default_factory=list)
 
     @property
     def batched(self) -> bool:
         return any(b.batched for b in self.blocks.values())
+
+    @property
+    def parameterized_qubits(self) -> list[int]:
+        return sorted(q for q, b in self.blocks.items() if b.parameterized)
+
+
+def _group_blocks(blocks: dict[int, Block]) -> list[BlockGroup]:
+    sig: dict[tuple[tuple[str, bool, bool], ...], list[Block]] = {}
+    for q in sorted(blocks):
+        b = blocks[q]
+        key = tuple((g.spec.name, g.const_matrix is not None, g.batched) for g in b.gates)
+        sig.setdefault(key, []).append(b)
+    out = []
+    for key, bl in sig.items():
+        specs = tuple(g.spec for g in bl[0].gates)
+        params: list[IntArray] = []
+        const: list[CArray | None] = []
+        for k, (_, is_const, _) in enumerate(key):
+            if is_const:
+                mats = [b.gates[k].const_matrix for b in bl]
+                const.append(np.stack(mats))  # type: ignore[arg-type]
+                params.append(np.zeros((len(bl), 0), dtype=np.intp))
+            else:
+                const.append(None)
+                params.append(np.asarray([b.gates[k].params for b in bl], dtype=np.intp))
+        out.append(
+            BlockGroup(
+                qubits=np.asarray([b.qubit for b in bl], dtype=np.intp),
+                specs=specs,
+                params=params,
+                const=const,
+                batched=[k[2] for k in key],
+            )
+        )
+    return out
 
 
 @dataclass
@@ -216,7 +271,8 @@ def compile_program(
 
     def flush() -> None:
         if pending:
-            ops.append(LayerOp(dict(pending), _chunks(list(pending), n, chunk)))
+            blocks = dict(pending)
+            ops.append(LayerOp(blocks, _chunks(list(blocks), n, chunk), _group_blocks(blocks)))
             pending.clear()
 
     for ref in refs:

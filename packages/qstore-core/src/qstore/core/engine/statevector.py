@@ -13,13 +13,12 @@ because gates on different qubits commute: ``<lam|(A (x) G_rest)|psi_in> = tr((A
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from qstore.core.engine.program import (
-    Block,
     CArray,
     DiagOp,
     FloatArray,
@@ -35,11 +34,33 @@ DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
 
 
 @dataclass
-class Matrices:
-    """Gate matrices of one batch: ``gate[i]`` for ``Program.refs[i]``; blocks fused."""
+class LayerMats:
+    """Matrices of one layer for one batch."""
 
-    gate: list[CArray]
-    block: dict[int, CArray]  # id(block) -> fused matrix
+    per_qubit: CArray  # [n, 2, 2] or [B, n, 2, 2] fused block per qubit (identity if none)
+    group_gates: list[list[CArray]]  # per group, per position: [nb, 2, 2] or [B, nb, 2, 2]
+    chunk_cache: dict[tuple[int, bool], CArray] = field(default_factory=dict)
+
+    def chunk(self, start: int, size: int, dagger: bool = False) -> CArray:
+        key = (start, dagger)
+        k = self.chunk_cache.get(key)
+        if k is None:
+            pq = self.per_qubit
+            k = pq[..., start, :, :]
+            for q in range(start + 1, start + size):
+                k = _kron(k, pq[..., q, :, :])
+            if dagger:
+                k = np.ascontiguousarray(_dagger(k))
+            self.chunk_cache[key] = k
+        return k
+
+
+@dataclass
+class Matrices:
+    """Gate matrices of one batch: layers by ``id(op)``, other gates by ``GateRef.index``."""
+
+    gate: dict[int, CArray]
+    layer: dict[int, LayerMats]
 
 
 def memory_limit_bytes() -> int:
@@ -84,51 +105,48 @@ def gate_parameters(prog: Program, values: FloatArray) -> FloatArray:
 
 
 def build_matrices(prog: Program, theta: FloatArray, ctype: type) -> Matrices:
-    """All gate matrices for this batch, one vectorised call per (gate type, batched)."""
-    gate: list[CArray] = [None] * len(prog.refs)  # type: ignore[list-item]
-    groups: dict[tuple[str, bool], list[GateRef]] = {}
-    for ref in prog.refs:
-        if ref.const_matrix is not None:
-            gate[ref.index] = ref.const_matrix.astype(ctype)
-        else:
-            groups.setdefault((ref.spec.name, ref.batched), []).append(ref)
-    for (_, batched), refs in groups.items():
-        idx = np.asarray([r.params for r in refs])  # [k, n_params]
-        spec = refs[0].spec
-        if batched:
-            mats = spec.matrix_fn(theta[:, idx]).astype(ctype)  # [B, k, d, d]
-            for j, r in enumerate(refs):
-                gate[r.index] = mats[:, j]
-        else:
-            mats = spec.matrix_fn(theta[0, idx]).astype(ctype)  # [k, d, d]
-            for j, r in enumerate(refs):
-                gate[r.index] = mats[j]
-    block: dict[int, CArray] = {}
+    """All matrices for this batch: one vectorised call per gate position of a block group."""
+    n = prog.n_qubits
+    bsz = theta.shape[0]
+    gate: dict[int, CArray] = {}
+    layer: dict[int, LayerMats] = {}
+    eye = np.eye(2, dtype=ctype)
     for op in prog.ops:
-        if isinstance(op, LayerOp):
-            for b in op.blocks.values():
-                m = gate[b.gates[0].index]
-                for g in b.gates[1:]:
-                    m = gate[g.index] @ m
-                block[id(b)] = m
-    return Matrices(gate, block)
+        if isinstance(op, GateOp):
+            ref = op.gate
+            if ref.const_matrix is not None:
+                gate[ref.index] = ref.const_matrix.astype(ctype)
+            else:
+                p = theta[:, list(ref.params)] if ref.batched else theta[0, list(ref.params)]
+                gate[ref.index] = ref.spec.matrix_fn(p).astype(ctype)
+        elif isinstance(op, LayerOp):
+            shape = (bsz, n, 2, 2) if op.batched else (n, 2, 2)
+            pq = np.broadcast_to(eye, shape).copy()
+            group_gates = []
+            for grp in op.groups:
+                gl: list[CArray] = []
+                m: CArray | None = None
+                for k, spec in enumerate(grp.specs):
+                    c = grp.const[k]
+                    if c is not None:
+                        g = c.astype(ctype)
+                    elif grp.batched[k]:
+                        g = spec.matrix_fn(theta[:, grp.params[k]]).astype(ctype)
+                    else:
+                        g = spec.matrix_fn(theta[0, grp.params[k]]).astype(ctype)
+                    gl.append(g)
+                    m = g if m is None else g @ m
+                assert m is not None
+                pq[..., grp.qubits, :, :] = m
+                group_gates.append(gl)
+            layer[id(op)] = LayerMats(pq, group_gates)
+    return Matrices(gate, layer)
 
 
 def _kron(a: CArray, b: CArray) -> CArray:
     da, db = a.shape[-1], b.shape[-1]
     out = a[..., :, None, :, None] * b[..., None, :, None, :]
     return out.reshape(*out.shape[:-4], da * db, da * db)
-
-
-def chunk_matrix(op: LayerOp, mats: Matrices, start: int, size: int, ctype: type) -> CArray:
-    eye = np.eye(2, dtype=ctype)
-    out: CArray | None = None
-    for q in range(start, start + size):
-        b = op.blocks.get(q)
-        m = eye if b is None else mats.block[id(b)]
-        out = m if out is None else _kron(out, m)
-    assert out is not None
-    return out
 
 
 def apply_chunk(state: CArray, k: CArray, n: int, start: int, size: int) -> CArray:
@@ -172,15 +190,13 @@ def _dagger(m: CArray) -> CArray:
 
 def product_state(prog: Program, op: LayerOp, mats: Matrices, bsz: int, ctype: type) -> CArray:
     """The state after the first layer when it acts on |0...0>: a Kronecker product."""
-    state = np.ones((bsz, 1), dtype=ctype)
-    e0 = np.array([1.0, 0.0], dtype=ctype)
-    for q in range(prog.n_qubits):
-        b = op.blocks.get(q)
-        v = e0 if b is None else mats.block[id(b)][..., :, 0]
-        state = (state[:, :, None] * (v[:, None, :] if v.ndim == 2 else v[None, None, :])).reshape(
-            bsz, -1
-        )
-    return state
+    cols = mats.layer[id(op)].per_qubit[..., :, 0]  # [n, 2] or [B, n, 2]
+    if cols.ndim == 2:
+        cols = np.broadcast_to(cols, (bsz, *cols.shape))
+    state = cols[:, 0, :]
+    for q in range(1, prog.n_qubits):
+        state = (state[:, :, None] * cols[:, q, None, :]).reshape(bsz, -1)
+    return np.ascontiguousarray(state, dtype=ctype)
 
 
 def run_ops(prog: Program, mats: Matrices, bsz: int, ctype: type) -> CArray:
@@ -210,10 +226,9 @@ def apply_op(
     """Apply one op (or its inverse); ``reps`` stacked copies of the batch share matrices."""
     n = prog.n_qubits
     if isinstance(op, LayerOp):
-        for start, size in op.chunks if not inverse else reversed(op.chunks):
-            k = chunk_matrix(op, mats, start, size, ctype)
-            if inverse:
-                k = _dagger(k)
+        lm = mats.layer[id(op)]
+        for start, size in op.chunks:  # chunks act on disjoint qubits: order is free
+            k = lm.chunk(start, size, dagger=inverse)
             state = apply_chunk(state, _tile(k, reps), n, start, size)
         return state
     if isinstance(op, PermOp):
@@ -249,9 +264,11 @@ def costate(prog: Program, state: CArray, cot: FloatArray) -> CArray:
     """``lam = sum_o cot_o O_o psi`` (the derivative of the weighted sum w.r.t. conj(psi))."""
     obs = prog.observables
     assert obs is not None
+    if obs.real_diagonal is not None:
+        return state * (cot @ obs.real_diagonal.T).astype(state.real.dtype)
     lam = np.zeros_like(state)
     for gidx, c in obs.masks:
-        u = state * (cot.astype(state.real.dtype) @ c.T.astype(state.dtype))
+        u = state * (cot.astype(state.dtype) @ np.ascontiguousarray(c.T, dtype=state.dtype))
         lam += u if gidx is None else u[:, gidx]
     return lam
 
@@ -271,7 +288,7 @@ def _reduced(lam: CArray, psi: CArray, n: int, qubits: tuple[int, ...]) -> CArra
             return np.matmul(np.conj(lv[:, 0]), pv[:, 0].transpose(0, 2, 1))
         if r == 1:
             return np.matmul(np.conj(lv[..., 0]).transpose(0, 2, 1), pv[..., 0])
-        return np.einsum("bair,bajr->bij", np.conj(lv), pv)
+        return np.matmul(np.conj(lv), pv.transpose(0, 1, 3, 2)).sum(axis=1)
     axes = [1 + q for q in qubits]
     lt = np.moveaxis(lam.reshape((bsz,) + (2,) * n), axes, list(range(1, k + 1)))
     pt = np.moveaxis(psi.reshape((bsz,) + (2,) * n), axes, list(range(1, k + 1)))
@@ -280,64 +297,124 @@ def _reduced(lam: CArray, psi: CArray, n: int, qubits: tuple[int, ...]) -> CArra
     return np.matmul(np.conj(lt), pt.transpose(0, 2, 1))
 
 
-def _partial(rc: CArray, size: int, pos: int) -> CArray:
-    """Reduce a chunk cross-density ``[B, 2^size, 2^size]`` to qubit ``pos`` of the chunk."""
-    if size == 1:
-        return rc
-    t = rc.reshape((rc.shape[0],) + (2,) * (2 * size))
-    letters = "cdefghijklmnopqrstuvwxyz"
-    row = list(letters[:size])
-    col = list(letters[:size])
-    row[pos], col[pos] = "A", "B"
-    return np.einsum(f"z{''.join(row)}{''.join(col)}->zAB", t)
+_PARTIAL_INDEX: dict[int, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = {}
 
 
-def _block_grads(b: Block, mats: Matrices, theta: FloatArray, rq: CArray, gtheta: FloatArray) -> None:
-    """Accumulate ``d/dtheta`` for every parameter in block ``b`` given its ``R_q``."""
-    gates = b.gates
-    # suffix[k] = g_m ... g_{k+1}
-    suffix: list[CArray | None] = [None] * len(gates)
-    acc: CArray | None = None
-    for k in range(len(gates) - 1, -1, -1):
-        suffix[k] = acc
-        acc = mats.gate[gates[k].index] if acc is None else acc @ mats.gate[gates[k].index]
-    for k, g in enumerate(gates):
-        if not g.params:
+def _partial_index(size: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Row/column gathers so that ``rc[:, I, J].sum(-1)`` is every qubit's reduced matrix."""
+    got = _PARTIAL_INDEX.get(size)
+    if got is None:
+        d = 1 << size
+        rows = np.empty((size, 2, 2, d // 2), dtype=np.intp)
+        cols = np.empty_like(rows)
+        rest = np.arange(d // 2)
+        for pos in range(size):
+            shift = size - 1 - pos
+            hi = (rest >> shift) << (shift + 1)
+            lo = rest & ((1 << shift) - 1)
+            for i in range(2):
+                for j in range(2):
+                    rows[pos, i, j] = hi | (i << shift) | lo
+                    cols[pos, i, j] = hi | (j << shift) | lo
+        got = (rows, cols)
+        _PARTIAL_INDEX[size] = got
+    return got
+
+
+def _partials(rc: CArray, size: int) -> CArray:
+    """Reduce a chunk cross-density ``[B, 2^size, 2^size]`` to ``[B, size, 2, 2]``."""
+    rows, cols = _partial_index(size)
+    return rc[:, rows, cols].sum(axis=-1)
+
+
+def _layer_grads(
+    op: LayerOp,
+    lm: LayerMats,
+    theta: FloatArray,
+    lam: CArray,
+    psi: CArray,
+    n: int,
+    gtheta: FloatArray,
+) -> None:
+    """Accumulate ``d/dtheta`` of every parameter in a layer from its output state/costate."""
+    pqs = op.parameterized_qubits
+    if not pqs:
+        return
+    bsz = psi.shape[0]
+    r = np.zeros((bsz, n, 2, 2), dtype=psi.dtype)
+    for start, size in op.chunks:
+        qs = [q for q in pqs if start <= q < start + size]
+        if not qs:
             continue
-        gk_dag = _dagger(mats.gate[g.index])
-        p = theta[:, list(g.params)] if g.batched else theta[0, list(g.params)]
-        for pi, tidx in enumerate(g.params):
-            dg = g.spec.derivative(p, pi).astype(rq.dtype)
-            a = dg @ gk_dag
-            s = suffix[k]
-            if s is not None:
-                a = s @ a @ _dagger(s)
-            # grad = 2 Re sum_ij a_ij R_ij
-            gtheta[:, tidx] += 2.0 * np.real(np.sum(a * rq, axis=(-2, -1)))
+        rc = _reduced(lam, psi, n, tuple(range(start, start + size)))
+        r[:, start : start + size] = _partials(rc, size)
+    for grp, gl in zip(op.groups, lm.group_gates, strict=True):
+        if not grp.parameterized:
+            continue
+        rg = r[:, grp.qubits]  # [B, nb, 2, 2]
+        suffix: list[CArray | None] = [None] * len(gl)
+        acc: CArray | None = None
+        for k in range(len(gl) - 1, -1, -1):
+            suffix[k] = acc
+            acc = gl[k] if acc is None else acc @ gl[k]
+        for k, spec in enumerate(grp.specs):
+            if grp.const[k] is not None:
+                continue
+            idx = grp.params[k]
+            p = theta[:, idx] if grp.batched[k] else theta[0, idx]
+            gdag = _dagger(gl[k])
+            sk = suffix[k]
+            sk_dag = None if sk is None else _dagger(sk)
+            for pi in range(spec.n_params):
+                a = spec.derivative(p, pi).astype(psi.dtype) @ gdag
+                if sk is not None:
+                    a = sk @ a @ sk_dag
+                # d/dtheta = 2 Re tr(a R) with R[i, j] = <lam_i|psi_j>
+                gtheta[:, idx[:, pi]] += 2.0 * np.real((a * rg).sum(axis=(-2, -1)))
 
 
-def vjp(prog: Program, theta: FloatArray, mats: Matrices, cot: FloatArray, ctype: type) -> FloatArray:
-    """``d/dtheta`` of ``sum(cot * expectations)``: returns ``[batch, G]``."""
+def vjp(
+    prog: Program, theta: FloatArray, mats: Matrices, cot: FloatArray, ctype: type
+) -> tuple[FloatArray, FloatArray]:
+    """Expectations and ``d/dtheta`` of ``sum(cot * expectations)``: ``([B, n_obs], [B, G])``.
+
+    Intermediate states are kept when they fit in memory (then only the costate is propagated
+    backwards); otherwise the state is un-computed alongside the costate.
+    """
     n = prog.n_qubits
     bsz = cot.shape[0]
-    psi = run_ops(prog, mats, bsz, ctype)
+    ops = prog.ops
+    itemsize = np.dtype(ctype).itemsize
+    keep = (len(ops) + 4) * bsz * (1 << n) * itemsize <= memory_limit_bytes() // 2
+    states: list[CArray] = []
+    if ops and isinstance(ops[0], LayerOp):
+        psi = product_state(prog, ops[0], mats, bsz, ctype)
+        first = 1
+    else:
+        psi = np.zeros((bsz, 1 << n), dtype=ctype)
+        psi[:, 0] = 1.0
+        first = 0
+        if keep:
+            states.append(psi)
+    if keep and first:
+        states.append(psi)
+    for op in ops[first:]:
+        psi = apply_op(psi, op, prog, mats, ctype)
+        if keep:
+            states.append(psi)
+    values = expectations(prog, psi)
     lam = costate(prog, psi, cot)
     gtheta = np.zeros((bsz, prog.n_theta))
-    both = np.concatenate([psi, lam], axis=0)
-    ops = prog.ops
+    both = None if keep else np.concatenate([psi, lam], axis=0)
     for i in range(len(ops) - 1, -1, -1):
         op = ops[i]
-        psi, lam = both[:bsz], both[bsz:]
+        if keep:
+            psi = states[i]
+        else:
+            assert both is not None
+            psi, lam = both[:bsz], both[bsz:]
         if isinstance(op, LayerOp):
-            for start, size in op.chunks:
-                pblocks = [
-                    (q, b) for q, b in op.blocks.items() if start <= q < start + size and b.parameterized
-                ]
-                if not pblocks:
-                    continue
-                rc = _reduced(lam, psi, n, tuple(range(start, start + size)))
-                for q, b in pblocks:
-                    _block_grads(b, mats, theta, _partial(rc, size, q - start), gtheta)
+            _layer_grads(op, mats.layer[id(op)], theta, lam, psi, n, gtheta)
         elif isinstance(op, GateOp) and op.gate.params:
             g = op.gate
             rq = _reduced(lam, psi, n, g.qubits)
@@ -347,8 +424,11 @@ def vjp(prog: Program, theta: FloatArray, mats: Matrices, cot: FloatArray, ctype
                 a = g.spec.derivative(p, pi).astype(ctype) @ gk_dag
                 gtheta[:, tidx] += 2.0 * np.real(np.sum(a * rq, axis=(-2, -1)))
         if i > 0:
-            both = apply_op(both, op, prog, mats, ctype, inverse=True, reps=2)
-    return gtheta
+            if keep:
+                lam = apply_op(lam, op, prog, mats, ctype, inverse=True)
+            else:
+                both = apply_op(both, op, prog, mats, ctype, inverse=True, reps=2)
+    return values, gtheta
 
 
 def chain_rule(prog: Program, values: FloatArray, gtheta: FloatArray) -> FloatArray:
