@@ -1,0 +1,286 @@
+"""The state-vector engine written once against a small set of array operations.
+
+``qstore-torch`` and ``qstore-tf`` run compiled :class:`~qstore.core.engine.program.Program` s
+with this module on their own tensors, so autograd, devices, ``torch.compile``, ``tf.function``
+and distribution strategies work natively. The NumPy ``local`` backend runs the same programs
+through :mod:`qstore.core.engine.statevector`, which adds the analytic adjoint pass that NumPy
+(having no autograd) needs; tests assert that both forward passes agree.
+
+An implementation of :class:`ArrayOps` supplies about fifteen primitives; everything else
+(gate matrices from their Fourier form, fused layers as Kronecker chunks, permutation gathers,
+expectations) is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from qstore.core.engine.program import DiagOp, GateOp, GateSpec, LayerOp, PermOp, Program
+
+Tensor = Any
+
+
+class ArrayOps(Protocol):
+    """The primitives the engine needs from an array library (NumPy, torch, TensorFlow)."""
+
+    real_dtype: Any
+    complex_dtype: Any
+
+    def const(self, value: npt.ArrayLike, complex_: bool) -> Tensor:
+        """A constant tensor (on the right device) from NumPy data."""
+        ...
+
+    def to_real(self, x: Tensor) -> Tensor: ...
+
+    def matmul(self, a: Tensor, b: Tensor) -> Tensor: ...
+
+    def reshape(self, x: Tensor, shape: Sequence[int]) -> Tensor: ...
+
+    def take(self, x: Tensor, index: npt.NDArray[np.intp]) -> Tensor:
+        """Gather along the last axis with an integer index array of any shape."""
+        ...
+
+    def exp_i(self, phase: Tensor) -> Tensor:
+        """``exp(1j * phase)`` for a real tensor, as a complex tensor."""
+        ...
+
+    def abs2(self, z: Tensor) -> Tensor: ...
+
+    def real(self, z: Tensor) -> Tensor: ...
+
+    def conj(self, z: Tensor) -> Tensor: ...
+
+    def einsum(self, spec: str, *operands: Tensor) -> Tensor: ...
+
+    def moveaxis(self, x: Tensor, source: Sequence[int], dest: Sequence[int]) -> Tensor: ...
+
+    def swap_last(self, x: Tensor) -> Tensor:
+        """Transpose the last two axes."""
+        ...
+
+    def broadcast_to(self, x: Tensor, shape: Sequence[int]) -> Tensor: ...
+
+    def stack(self, xs: Sequence[Tensor], axis: int) -> Tensor: ...
+
+    def shape(self, x: Tensor) -> tuple[int, ...]: ...
+
+
+class NumpyOps:
+    """:class:`ArrayOps` on NumPy (used in tests and as the template for other libraries)."""
+
+    def __init__(self, complex_dtype: Any = np.complex128) -> None:
+        self.complex_dtype = np.dtype(complex_dtype)
+        self.real_dtype = np.dtype(np.float32 if self.complex_dtype == np.complex64 else np.float64)
+
+    def const(self, value: npt.ArrayLike, complex_: bool) -> Tensor:
+        return np.asarray(value, dtype=self.complex_dtype if complex_ else self.real_dtype)
+
+    def to_real(self, x: Tensor) -> Tensor:
+        return np.asarray(x, dtype=self.real_dtype)
+
+    def matmul(self, a: Tensor, b: Tensor) -> Tensor:
+        return np.matmul(a, b)
+
+    def reshape(self, x: Tensor, shape: Sequence[int]) -> Tensor:
+        return np.reshape(x, tuple(shape))
+
+    def take(self, x: Tensor, index: npt.NDArray[np.intp]) -> Tensor:
+        return x[..., index]
+
+    def exp_i(self, phase: Tensor) -> Tensor:
+        return np.exp(1j * phase).astype(self.complex_dtype)
+
+    def abs2(self, z: Tensor) -> Tensor:
+        return z.real**2 + z.imag**2
+
+    def real(self, z: Tensor) -> Tensor:
+        return z.real
+
+    def conj(self, z: Tensor) -> Tensor:
+        return np.conj(z)
+
+    def einsum(self, spec: str, *operands: Tensor) -> Tensor:
+        return np.einsum(spec, *operands)
+
+    def moveaxis(self, x: Tensor, source: Sequence[int], dest: Sequence[int]) -> Tensor:
+        return np.moveaxis(x, list(source), list(dest))
+
+    def swap_last(self, x: Tensor) -> Tensor:
+        return np.swapaxes(x, -1, -2)
+
+    def broadcast_to(self, x: Tensor, shape: Sequence[int]) -> Tensor:
+        return np.broadcast_to(x, tuple(shape))
+
+    def stack(self, xs: Sequence[Tensor], axis: int) -> Tensor:
+        return np.stack(list(xs), axis=axis)
+
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        return tuple(int(s) for s in x.shape)
+
+
+@lru_cache(maxsize=None)
+def fourier_arrays(spec: GateSpec) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128]]:
+    """``(A/2 [k, T], C [T, d, d])`` with ``M(theta) = sum_t exp(i theta . A[:, t] / 2) C[t]``."""
+    terms = spec.fourier
+    a = np.asarray([t[0] for t in terms], dtype=np.float64).T * 0.5
+    c = np.stack([t[1] for t in terms])
+    return a, c
+
+
+def gate_parameters(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
+    """``theta [B, G]`` from bindings ``values [B, P]`` (differentiable)."""
+    theta = ops.matmul(values, ops.const(prog.theta_w, False)) + ops.const(prog.theta_const, False)
+    if prog.theta_mono:
+        cols = []
+        for g in range(prog.n_theta):
+            terms = [(c_, cs) for cs, gg, c_ in prog.theta_mono if gg == g]
+            if not terms:
+                cols.append(None)
+                continue
+            acc = None
+            for coeff, cs in terms:
+                prod = values[:, cs[0]] * coeff
+                for ci in cs[1:]:
+                    prod = prod * values[:, ci]
+                acc = prod if acc is None else acc + prod
+            cols.append(acc)
+        extra = ops.stack([c if c is not None else values[:, 0] * 0.0 for c in cols], axis=1)
+        theta = theta + extra
+    return theta
+
+
+def gate_matrices(
+    ops: ArrayOps, spec: GateSpec, theta: Tensor, index: npt.NDArray[np.intp], batched: bool
+) -> Tensor:
+    """Matrices ``[..., len(index), d, d]`` of gates ``spec`` with parameters ``theta[:, index]``."""
+    a, c = fourier_arrays(spec)
+    src = theta if batched else theta[0]
+    p = ops.take(src, index)  # [(B,) nb, k]
+    phases = ops.exp_i(ops.matmul(p, ops.const(a, False)))  # [(B,) nb, T]
+    return ops.einsum("...t,tij->...ij", phases, ops.const(c, True))
+
+
+def _kron(a: Tensor, b: Tensor, ops: ArrayOps) -> Tensor:
+    sa, sb = ops.shape(a), ops.shape(b)
+    out = a[..., :, None, :, None] * b[..., None, :, None, :]
+    lead = ops.shape(out)[:-4]
+    return ops.reshape(out, (*lead, sa[-1] * sb[-1], sa[-1] * sb[-1]))
+
+
+def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> dict[int, Tensor]:
+    """Fused matrix of every block of a layer, by qubit (``[2, 2]`` or ``[B, 2, 2]``)."""
+    per_q: dict[int, Tensor] = {}
+    for grp in op.groups:
+        m = None
+        for k, spec in enumerate(grp.specs):
+            c = grp.const[k]
+            if c is not None:
+                g = ops.const(c, True)
+            else:
+                g = gate_matrices(ops, spec, theta, grp.params[k], grp.batched[k])
+            m = g if m is None else ops.matmul(g, m)
+        assert m is not None
+        for j, q in enumerate(grp.qubits.tolist()):
+            per_q[q] = m[..., j, :, :]
+    return per_q
+
+
+def apply_chunk(ops: ArrayOps, state: Tensor, k: Tensor, n: int, start: int, size: int) -> Tensor:
+    bsz = ops.shape(state)[0]
+    d, a, r = 1 << size, 1 << start, 1 << (n - start - size)
+    if len(ops.shape(k)) == 2:
+        if r == 1:
+            out = ops.matmul(ops.reshape(state, (bsz * a, d)), ops.swap_last(k))
+        else:
+            out = ops.matmul(k, ops.reshape(state, (bsz * a, d, r)))
+    elif r == 1:
+        out = ops.matmul(ops.reshape(state, (bsz, a, d)), ops.swap_last(k))
+    else:
+        out = ops.matmul(k[:, None], ops.reshape(state, (bsz, a, d, r)))
+    return ops.reshape(out, (bsz, 1 << n))
+
+
+def apply_gate(ops: ArrayOps, state: Tensor, m: Tensor, qubits: tuple[int, ...], n: int) -> Tensor:
+    bsz = ops.shape(state)[0]
+    k = len(qubits)
+    axes = [1 + q for q in qubits]
+    tail = list(range(n + 1 - k, n + 1))
+    t = ops.moveaxis(ops.reshape(state, (bsz,) + (2,) * n), axes, tail)
+    shape = ops.shape(t)
+    out = ops.matmul(ops.reshape(t, (bsz, -1, 1 << k)), ops.swap_last(m))
+    out = ops.moveaxis(ops.reshape(out, shape), tail, axes)
+    return ops.reshape(out, (bsz, 1 << n))
+
+
+def run(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
+    """Final states ``[B, 2**n]`` for bindings ``values [B, P]``."""
+    n = prog.n_qubits
+    theta = gate_parameters(ops, prog, values)
+    bsz = ops.shape(values)[0]
+    eye = ops.const(np.eye(2), True)
+    opsl = list(prog.ops)
+    if opsl and isinstance(opsl[0], LayerOp):
+        per_q = layer_matrices(ops, opsl[0], theta)
+        e0 = ops.const(np.array([1.0, 0.0]), True)
+        cols = []
+        for q in range(n):
+            m = per_q.get(q)
+            v = e0 if m is None else m[..., :, 0]
+            cols.append(ops.broadcast_to(v, (bsz, 2)) if len(ops.shape(v)) == 1 else v)
+        state = cols[0]
+        for v in cols[1:]:
+            state = ops.reshape(state[:, :, None] * v[:, None, :], (bsz, -1))
+        opsl = opsl[1:]
+    else:
+        init = np.zeros((1, 1 << n))
+        init[0, 0] = 1.0
+        state = ops.broadcast_to(ops.const(init, True), (bsz, 1 << n))
+    for op in opsl:
+        if isinstance(op, LayerOp):
+            per_q = layer_matrices(ops, op, theta)
+            for start, size in op.chunks:
+                k = None
+                for q in range(start, start + size):
+                    m = per_q.get(q, eye)
+                    k = m if k is None else _kron(k, m, ops)
+                state = apply_chunk(ops, state, k, n, start, size)
+        elif isinstance(op, PermOp):
+            state = ops.take(state, op.src)
+            if op.phase is not None:
+                state = state * ops.const(op.phase, True)
+        elif isinstance(op, DiagOp):
+            state = state * ops.const(op.diag, True)
+        else:
+            assert isinstance(op, GateOp)
+            ref = op.gate
+            if ref.const_matrix is not None:
+                m = ops.const(ref.const_matrix, True)
+            else:
+                idx = np.asarray([ref.params], dtype=np.intp)
+                m = gate_matrices(ops, ref.spec, theta, idx, ref.batched)[..., 0, :, :]
+            state = apply_gate(ops, state, m, ref.qubits, n)
+    return state
+
+
+def expectations(ops: ArrayOps, prog: Program, state: Tensor) -> Tensor:
+    """``<O_o>`` for the program's observables: ``[B, n_obs]`` real."""
+    obs = prog.observables
+    assert obs is not None
+    if obs.real_diagonal is not None:
+        return ops.matmul(ops.abs2(state), ops.const(obs.real_diagonal, False))
+    out = None
+    for gidx, c in obs.masks:
+        partner = state if gidx is None else ops.take(state, gidx)
+        term = ops.real(ops.matmul(ops.conj(partner) * state, ops.const(c, True)))
+        out = term if out is None else out + term
+    return out
+
+
+def forward(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
+    """Expectations ``[B, n_obs]`` for bindings ``values [B, P]`` (shared columns included)."""
+    return expectations(ops, prog, run(ops, prog, values))
