@@ -7,23 +7,36 @@
 
 from __future__ import annotations
 
+from qstore.core import backends
+from qstore.core.backends.base import Capabilities, ExecutionResult
+from qstore.core.backends.selection import SimulationBackendManager
 from qstore.core.circuit import Operation, UnifiedCircuit
 from qstore.core.errors import QStoreError
 from qstore.core.gates import GATES, GateSpec, GateType, get_gate
+from qstore.core.observables import PauliString, PauliSum, X, Y, Z
 from qstore.core.parameters import Expression, Parameter, symbols
 
 __version__ = "4.0.0a1"
 
 __all__ = [
     "GATES",
+    "Capabilities",
+    "ExecutionResult",
     "Expression",
     "GateSpec",
     "GateType",
     "Operation",
     "Parameter",
+    "PauliString",
+    "PauliSum",
     "QStoreError",
+    "SimulationBackendManager",
     "UnifiedCircuit",
+    "X",
+    "Y",
+    "Z",
     "__version__",
+    "backends",
     "get_gate",
     "symbols",
 ]
