@@ -69,7 +69,12 @@ def qstore_local(n: int, dtype: str) -> tuple[Callable[[], object], Callable[[],
     be = LocalBackend(dtype=dtype)
     x, w = data(n)
     names = [f"x_{i}" for i in range(n)]
-    shared = {f"w_{l}_{i}_{k}": float(w[l, i, k]) for l in range(LAYERS) for i in range(n) for k in range(2)}
+    shared = {
+        f"w_{layer}_{i}_{k}": float(w[layer, i, k])
+        for layer in range(LAYERS)
+        for i in range(n)
+        for k in range(2)
+    }
     cot = np.ones((BATCH, n))
 
     def fwd() -> object:
@@ -81,7 +86,9 @@ def qstore_local(n: int, dtype: str) -> tuple[Callable[[], object], Callable[[],
     return fwd, fwd_grad
 
 
-def pennylane_lightning(n: int, device_vjp: bool) -> tuple[Callable[[], object], Callable[[], object]]:
+def pennylane_lightning(
+    n: int, device_vjp: bool
+) -> tuple[Callable[[], object], Callable[[], object]]:
     import pennylane as qml
     from pennylane import numpy as pnp
 
@@ -144,7 +151,9 @@ def pennylane_default_torch(n: int) -> tuple[Callable[[], object], Callable[[], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--qubits", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--budget", type=float, default=20.0, help="max seconds per measurement")
@@ -152,14 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peers", action="store_true")
     args = ap.parse_args(argv)
 
-    contenders: list[tuple[str, Callable[[int], tuple[Callable[[], object], Callable[[], object]]]]] = [
+    contenders: list[
+        tuple[str, Callable[[int], tuple[Callable[[], object], Callable[[], object]]]]
+    ] = [
         ("qstore local complex128", lambda n: qstore_local(n, "complex128")),
         ("qstore local complex64", lambda n: qstore_local(n, "complex64")),
     ]
     if not args.no_peers:
         contenders += [
             ("pennylane lightning.qubit adjoint", lambda n: pennylane_lightning(n, False)),
-            ("pennylane lightning.qubit adjoint device_vjp", lambda n: pennylane_lightning(n, True)),
+            (
+                "pennylane lightning.qubit adjoint device_vjp",
+                lambda n: pennylane_lightning(n, True),
+            ),
             ("pennylane default.qubit torch backprop", pennylane_default_torch),
         ]
     results: list[dict[str, Any]] = []
@@ -174,9 +188,16 @@ def main(argv: list[str] | None = None) -> int:
             tg = median_seconds(fg, args.reps, args.budget)
             row = {"n": n, "name": name, "fwd": BATCH / tf, "fwd_grad": BATCH / tg}
             results.append(row)
-            print(f"n={n:2d} {name:48s} fwd {row['fwd']:10.1f}  fwd+grad {row['fwd_grad']:10.1f} samples/s", flush=True)
+            print(
+                f"n={n:2d} {name:48s} fwd {row['fwd']:10.1f}  "
+                f"fwd+grad {row['fwd_grad']:10.1f} samples/s",
+                flush=True,
+            )
     print()
-    print("| n | contender | forward (samples/s) | forward + gradient (samples/s) | fwd+grad vs best PennyLane |")
+    print(
+        "| n | contender | forward (samples/s) | forward + gradient (samples/s) "
+        "| fwd+grad vs best PennyLane |"
+    )
     print("|---|---|---|---|---|")
     for n in args.qubits:
         rows = [r for r in results if r["n"] == n]
@@ -190,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
-        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+        "threads": {
+            k: os.environ.get(k)
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        },
         "python": platform.python_version(),
         "numpy": np.__version__,
     }

@@ -19,7 +19,9 @@ def _circuit(n: int) -> qc.UnifiedCircuit:
     c.add_gate("H", 1).add_gate("GPI2", n - 1, "w_a")
     for layer in range(2):
         for i in range(n):
-            c.add_gate("RX", i, f"w{layer}_{i}").add_gate("RZ", i, 2 * qc.Parameter(f"v{layer}_{i}") + 0.1)
+            c.add_gate("RX", i, f"w{layer}_{i}").add_gate(
+                "RZ", i, 2 * qc.Parameter(f"v{layer}_{i}") + 0.1
+            )
         for i in range(n - 1):
             c.add_gate("CNOT", [i, i + 1])
     c.add_gate("CRY", [0, 2], "w_b").add_gate("RZZ", [1, n - 1], "w_c").add_gate("CZ", [0, n - 1])

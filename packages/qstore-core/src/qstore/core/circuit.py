@@ -14,7 +14,7 @@ import numbers
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import cirq
     import qiskit
 
-ParametersArg = Union[None, ParamLike, Sequence[ParamLike], Mapping[str, ParamLike]]
+ParametersArg = ParamLike | Sequence[ParamLike] | Mapping[str, ParamLike] | None
 
 MAX_UNITARY_QUBITS = 12
 
@@ -135,7 +135,7 @@ def _normalise_params(spec: GateSpec, parameters: ParametersArg) -> tuple[Expres
         values = [parameters.get(n) for n in names]
     elif isinstance(parameters, (str, Expression, numbers.Real)):
         values = [parameters]
-    elif isinstance(parameters, Sequence) or isinstance(parameters, np.ndarray):
+    elif isinstance(parameters, (Sequence, np.ndarray)):
         values = list(parameters)
     else:
         raise ParameterError(
@@ -176,8 +176,8 @@ class UnifiedCircuit:
             raise CircuitError(f"n_qubits must be a positive int, got {n_qubits!r}.")
         if n_qubits < 1:
             raise CircuitError(f"n_qubits must be at least 1, got {n_qubits}.")
-        self._n_qubits = int(n_qubits)
-        self.name = name
+        self._n_qubits: int = int(n_qubits)
+        self.name: str | None = name
         self._ops: list[Operation] = []
         # compiled programs of backends, keyed by (len(ops), ...); appending invalidates them
         self._program_cache: dict[tuple[object, ...], object] = {}
@@ -270,7 +270,7 @@ class UnifiedCircuit:
 
     def bind(
         self,
-        values: Mapping[str | Parameter, ParamLike] | Sequence[float] | npt.ArrayLike,
+        values: Mapping[Any, Any] | Sequence[float] | npt.ArrayLike,
         *,
         strict: bool = True,
     ) -> UnifiedCircuit:
@@ -343,9 +343,7 @@ class UnifiedCircuit:
         head = f"UnifiedCircuit({self._n_qubits} qubits{', ' + self.name if self.name else ''})"
         return "\n".join([head, *(f"  {op}" for op in self._ops)])
 
-    def compose(
-        self, other: UnifiedCircuit, qubits: Sequence[int] | None = None
-    ) -> UnifiedCircuit:
+    def compose(self, other: UnifiedCircuit, qubits: Sequence[int] | None = None) -> UnifiedCircuit:
         """A new circuit: ``self`` followed by ``other`` (mapped onto ``qubits`` if given)."""
         if qubits is None:
             if other.n_qubits > self._n_qubits:
@@ -439,10 +437,13 @@ class UnifiedCircuit:
         return to_cirq(self, qubits)
 
     @classmethod
-    def from_cirq(cls, circuit: cirq.Circuit) -> UnifiedCircuit:
+    def from_cirq(
+        cls, circuit: cirq.Circuit, qubit_order: Sequence[Any] | None = None
+    ) -> UnifiedCircuit:
+        """Convert a ``cirq.Circuit``; ``qubit_order[i]`` becomes qubit ``i``. Needs ``[cirq]``."""
         from qstore.core.convert.cirq import from_cirq
 
-        return from_cirq(circuit)
+        return from_cirq(circuit, qubit_order)
 
     def to_qiskit(self) -> qiskit.QuantumCircuit:
         """Convert to a qiskit ``QuantumCircuit`` (qubit order handled). Needs ``[qiskit]``."""

@@ -12,8 +12,8 @@ Conventions (see ``docs/conventions.md``):
   ``P(l) = diag(1, e^{i l})``, ``U3`` as in OpenQASM/Qiskit, ``SX = sqrt(X)`` with
   ``SX = [[1+i, 1-i], [1-i, 1+i]] / 2``.
 
-Every parametrised gate is also stored in *Fourier form*: ``M(theta) = sum_j C_j exp(i a_j . theta / 2)``
-with integer vectors ``a_j``. That one representation gives exact derivatives (for the adjoint
+Every parametrised gate is also stored in *Fourier form*,
+``M(theta) = sum_j C_j exp(i a_j . theta / 2)`` with integer vectors ``a_j``. That one representation gives exact derivatives (for the adjoint
 method), the frequencies of any expectation value in each parameter (for exact parameter-shift
 rules), and a matrix builder that works with any array library.
 """
@@ -280,7 +280,9 @@ def _neg_all(params: tuple[object, ...]) -> tuple[object, ...]:
     return tuple(-p for p in params)  # type: ignore[operator]
 
 
-def _rule_same_name_neg(name: str) -> Callable[[tuple[object, ...]], tuple[str, tuple[object, ...]]]:
+def _rule_same_name_neg(
+    name: str,
+) -> Callable[[tuple[object, ...]], tuple[str, tuple[object, ...]]]:
     return lambda params: (name, _neg_all(params))
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -95,16 +95,16 @@ class PauliString:
         if isinstance(other, PauliSum):
             return PauliSum((self,)) * other
         if isinstance(other, numbers.Number):
-            return PauliString(self.paulis, self.coeff * complex(other))  # type: ignore[arg-type]
+            return PauliString(self.paulis, self.coeff * complex(other))  # type: ignore[call-overload]
         return NotImplemented
 
     def __rmul__(self, other: Any) -> PauliString:
         if isinstance(other, numbers.Number):
-            return PauliString(self.paulis, self.coeff * complex(other))  # type: ignore[arg-type]
+            return PauliString(self.paulis, self.coeff * complex(other))  # type: ignore[call-overload]
         return NotImplemented
 
     def __add__(self, other: Any) -> PauliSum:
-        return PauliSum((self,)) + other
+        return PauliSum((self,)) + _as_sum(other)
 
     __radd__ = __add__
 
@@ -137,7 +137,7 @@ def _as_sum(x: Any) -> PauliSum:
     if isinstance(x, PauliString):
         return PauliSum((x,))
     if isinstance(x, numbers.Number):
-        return PauliSum((PauliString((), complex(x)),))  # type: ignore[arg-type]
+        return PauliSum((PauliString((), complex(x)),))  # type: ignore[call-overload]
     raise ObservableError(f"Cannot combine an observable with {x!r}.")
 
 
@@ -216,7 +216,7 @@ class PauliSum:
         return " + ".join(str(t) for t in self.terms) or "0"
 
 
-Observable = Union[PauliString, PauliSum]
+Observable = PauliString | PauliSum
 
 
 def X(qubit: int) -> PauliString:  # noqa: N802 - physics notation

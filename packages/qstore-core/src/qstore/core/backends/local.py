@@ -51,7 +51,9 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, dtype: str = "complex128", seed: int | None = None, chunk: int | None = None):
+    def __init__(
+        self, dtype: str = "complex128", seed: int | None = None, chunk: int | None = None
+    ):
         if dtype not in sv.DTYPES:
             raise BackendError(f"dtype must be one of {sorted(sv.DTYPES)}, got {dtype!r}.")
         if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
@@ -68,7 +70,7 @@ class LocalBackend:
     @property
     def capabilities(self) -> Capabilities:
         item = np.dtype(self._ctype).itemsize
-        max_q = int(math.floor(math.log2(max(sv.memory_limit_bytes() / (6 * item), 2))))
+        max_q = math.floor(math.log2(max(sv.memory_limit_bytes() / (6 * item), 2)))
         return Capabilities(
             name=self.name,
             max_qubits=max_q,
@@ -116,8 +118,11 @@ class LocalBackend:
         names: Sequence[str] | None,
         shared: Mapping[str, float] | None,
     ) -> tuple[Program, FloatArray]:
-        # Refuse before compiling: compilation already builds 2**n-sized index tables.
-        sv.check_memory(circuit.n_qubits, _batch_rows(values), self.dtype)
+        values = _as_float_array(values)
+        if isinstance(circuit, UnifiedCircuit):
+            # Refuse before compiling: compilation already builds 2**n-sized index tables.
+            rows = values.shape[0] if values is not None and values.ndim == 2 else 1
+            sv.check_memory(circuit.n_qubits, max(rows, 1), self.dtype)
         prog = self.program(circuit, observables, names, shared)
         shared_vals = None if not shared else [shared[k] for k in prog.names[prog.n_batched :]]
         v = sv.as_values(prog, values, shared_vals)
@@ -287,13 +292,13 @@ class LocalBackend:
         return self._rng if seed is None else np.random.default_rng(seed)
 
 
-def _batch_rows(values: npt.ArrayLike | None) -> int:
-    """Rows of a binding batch for the memory check (1 unless it is a matrix)."""
+def _as_float_array(values: npt.ArrayLike | None) -> FloatArray | None:
+    if values is None:
+        return None
     try:
-        shape = np.shape(values)
-    except ValueError:  # ragged input: as_values reports it
-        return 1
-    return max(int(shape[0]), 1) if len(shape) == 2 else 1
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # ragged rows, strings, ...
+        raise BindingError(f"values must be a real [batch, P] array of numbers: {exc}") from None
 
 
 def _check_shots(shots: Any) -> None:
@@ -307,7 +312,9 @@ def _z_expectations(probs: FloatArray, n: int) -> FloatArray:
     return np.asarray(probs @ (1 - 2 * bit_table(n).astype(np.float64)), dtype=np.float64)
 
 
-def _sample_indices(probs: FloatArray, shots: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+def _sample_indices(
+    probs: FloatArray, shots: int, rng: np.random.Generator
+) -> npt.NDArray[np.int64]:
     bsz, dim = probs.shape
     cdf = np.cumsum(probs, axis=1)
     cdf /= cdf[:, -1:]

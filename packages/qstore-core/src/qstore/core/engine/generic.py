@@ -14,13 +14,14 @@ expectations) is here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.engine.program import DiagOp, GateOp, GateSpec, LayerOp, PermOp, Program
+from qstore.core.engine.program import DiagOp, GateOp, LayerOp, PermOp, Program
+from qstore.core.gates import GateSpec
 
 Tensor = Any
 
@@ -123,7 +124,7 @@ class NumpyOps:
         return tuple(int(s) for s in x.shape)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fourier_arrays(spec: GateSpec) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128]]:
     """``(A/2 [k, T], C [T, d, d])`` with ``M(theta) = sum_t exp(i theta . A[:, t] / 2) C[t]``."""
     terms = spec.fourier
@@ -136,7 +137,7 @@ def gate_parameters(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
     """``theta [B, G]`` from bindings ``values [B, P]`` (differentiable)."""
     theta = ops.matmul(values, ops.const(prog.theta_w, False)) + ops.const(prog.theta_const, False)
     if prog.theta_mono:
-        cols = []
+        cols: list[Tensor | None] = []
         for g in range(prog.n_theta):
             terms = [(c_, cs) for cs, gg, c_ in prog.theta_mono if gg == g]
             if not terms:
@@ -157,7 +158,7 @@ def gate_parameters(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
 def gate_matrices(
     ops: ArrayOps, spec: GateSpec, theta: Tensor, index: npt.NDArray[np.intp], batched: bool
 ) -> Tensor:
-    """Matrices ``[..., len(index), d, d]`` of gates ``spec`` with parameters ``theta[:, index]``."""
+    """Matrices ``[..., nb, d, d]`` of gates ``spec`` with parameters ``theta[:, index]``."""
     a, c = fourier_arrays(spec)
     src = theta if batched else theta[0]
     p = ops.take(src, index)  # [(B,) nb, k]

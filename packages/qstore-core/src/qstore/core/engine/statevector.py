@@ -23,7 +23,6 @@ from qstore.core.engine.program import (
     DiagOp,
     FloatArray,
     GateOp,
-    GateRef,
     LayerOp,
     PermOp,
     Program,
@@ -83,8 +82,8 @@ def check_memory(n_qubits: int, batch: int, dtype: str, copies: int = 6) -> None
     if need > limit:
         raise ResourceLimitError(
             f"Simulating {n_qubits} qubits with a batch of {batch} needs about "
-            f"{need / 2**30:.1f} GiB ({copies} state copies of {2**n_qubits if n_qubits < 62 else 'inf'} "
-            f"amplitudes, {dtype}), more than the {limit / 2**30:.1f} GiB allowed. Use fewer qubits, "
+            f"{need / 2**30:.1f} GiB ({copies} state copies, {dtype}), more than the "
+            f"{limit / 2**30:.1f} GiB allowed. Use fewer qubits, "
             "a smaller batch, dtype='complex64', or raise QSTORE_MAX_MEMORY_GB."
         )
 
@@ -110,7 +109,7 @@ def build_matrices(prog: Program, theta: FloatArray, ctype: type) -> Matrices:
     bsz = theta.shape[0]
     gate: dict[int, CArray] = {}
     layer: dict[int, LayerMats] = {}
-    eye = np.eye(2, dtype=ctype)
+    eye: CArray = np.eye(2, dtype=ctype)
     for op in prog.ops:
         if isinstance(op, GateOp):
             ref = op.gate
@@ -128,6 +127,7 @@ def build_matrices(prog: Program, theta: FloatArray, ctype: type) -> Matrices:
                 m: CArray | None = None
                 for k, spec in enumerate(grp.specs):
                     c = grp.const[k]
+                    g: CArray
                     if c is not None:
                         g = c.astype(ctype)
                     elif grp.batched[k]:
@@ -292,9 +292,9 @@ def _reduced(lam: CArray, psi: CArray, n: int, qubits: tuple[int, ...]) -> CArra
     axes = [1 + q for q in qubits]
     lt = np.moveaxis(lam.reshape((bsz,) + (2,) * n), axes, list(range(1, k + 1)))
     pt = np.moveaxis(psi.reshape((bsz,) + (2,) * n), axes, list(range(1, k + 1)))
-    lt = lt.reshape(bsz, 1 << k, -1)
-    pt = pt.reshape(bsz, 1 << k, -1)
-    return np.matmul(np.conj(lt), pt.transpose(0, 2, 1))
+    lm = lt.reshape(bsz, 1 << k, -1)
+    pm = pt.reshape(bsz, 1 << k, -1)
+    return np.matmul(np.conj(lm), pm.transpose(0, 2, 1))
 
 
 _PARTIAL_INDEX: dict[int, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = {}
@@ -364,11 +364,10 @@ def _layer_grads(
             p = theta[:, idx] if grp.batched[k] else theta[0, idx]
             gdag = _dagger(gl[k])
             sk = suffix[k]
-            sk_dag = None if sk is None else _dagger(sk)
             for pi in range(spec.n_params):
                 a = spec.derivative(p, pi).astype(psi.dtype) @ gdag
                 if sk is not None:
-                    a = sk @ a @ sk_dag
+                    a = sk @ a @ _dagger(sk)
                 # d/dtheta = 2 Re tr(a R) with R[i, j] = <lam_i|psi_j>
                 gtheta[:, idx[:, pi]] += 2.0 * np.real((a * rg).sum(axis=(-2, -1)))
 
@@ -394,9 +393,7 @@ def vjp(
         psi = np.zeros((bsz, 1 << n), dtype=ctype)
         psi[:, 0] = 1.0
         first = 0
-        if keep:
-            states.append(psi)
-    if keep and first:
+    if keep and first:  # states[i] is the state after ops[i]
         states.append(psi)
     for op in ops[first:]:
         psi = apply_op(psi, op, prog, mats, ctype)
@@ -427,6 +424,7 @@ def vjp(
             if keep:
                 lam = apply_op(lam, op, prog, mats, ctype, inverse=True)
             else:
+                assert both is not None
                 both = apply_op(both, op, prog, mats, ctype, inverse=True, reps=2)
     return values, gtheta
 
@@ -444,7 +442,9 @@ def chain_rule(prog: Program, values: FloatArray, gtheta: FloatArray) -> FloatAr
     return gv
 
 
-def as_values(prog: Program, values: npt.ArrayLike | None, shared: npt.ArrayLike | None) -> FloatArray:
+def as_values(
+    prog: Program, values: npt.ArrayLike | None, shared: npt.ArrayLike | None
+) -> FloatArray:
     """Validate bindings and lay out the full ``[B, P]`` matrix (shared columns broadcast)."""
     nb = prog.n_batched
     ns = len(prog.names) - nb
@@ -467,7 +467,9 @@ def as_values(prog: Program, values: npt.ArrayLike | None, shared: npt.ArrayLike
             raise BindingError("values has an empty batch (shape [0, P]); give at least one row.")
     s = np.zeros(0) if shared is None else np.asarray(shared, dtype=np.float64).reshape(-1)
     if s.shape[0] != ns:
-        raise BindingError(f"Expected {ns} shared values for {list(prog.names[nb:])}, got {s.shape[0]}.")
+        raise BindingError(
+            f"Expected {ns} shared values for {list(prog.names[nb:])}, got {s.shape[0]}."
+        )
     if not (np.isfinite(v).all() and np.isfinite(s).all()):
         bad = np.argwhere(~np.isfinite(v))
         where = f" (first at row {bad[0][0]}, column {prog.names[bad[0][1]]!r})" if bad.size else ""
