@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from qstore.core import backends
+from qstore.core import backends, datasets, errors, gradients
 from qstore.core.backends.base import Capabilities, ExecutionResult
 from qstore.core.backends.selection import SimulationBackendManager
 from qstore.core.circuit import Operation, UnifiedCircuit
@@ -37,6 +37,9 @@ __all__ = [
     "Z",
     "__version__",
     "backends",
+    "datasets",
+    "errors",
+    "gradients",
     "get_gate",
     "symbols",
 ]
