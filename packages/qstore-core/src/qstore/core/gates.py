@@ -13,9 +13,10 @@ Conventions (see ``docs/conventions.md``):
   ``SX = [[1+i, 1-i], [1-i, 1+i]] / 2``.
 
 Every parametrised gate is also stored in *Fourier form*,
-``M(theta) = sum_j C_j exp(i a_j . theta / 2)`` with integer vectors ``a_j``. That one representation gives exact derivatives (for the adjoint
-method), the frequencies of any expectation value in each parameter (for exact parameter-shift
-rules), and a matrix builder that works with any array library.
+``M(theta) = sum_j C_j exp(i a_j . theta / 2)`` with integer vectors ``a_j``. That one
+representation gives exact derivatives (for the adjoint method), the frequencies of any
+expectation value in each parameter (for exact parameter-shift rules), and a matrix builder that
+works with any array library.
 """
 
 from __future__ import annotations
