@@ -39,7 +39,7 @@ __all__ = [
     "backends",
     "datasets",
     "errors",
-    "gradients",
     "get_gate",
+    "gradients",
     "symbols",
 ]
