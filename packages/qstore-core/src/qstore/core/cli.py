@@ -3,6 +3,7 @@
     qstore --version
     qstore backends [--json]      installed backends and their capabilities
     qstore demo [--qubits 8]      build, convert and simulate a small circuit
+    qstore bench [SUITE...]       benchmarks against peer libraries (see qstore bench --help)
 
 Exit status: 0 on success, 1 on an error (reported in one line, no traceback), 2 on bad usage.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from qstore.core import __version__
 from qstore.core.backends import registry
 from qstore.core.backends.base import FloatArray
+from qstore.core.bench import command as bench_command
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.errors import QStoreError
 
@@ -302,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="seed of bindings and shots (default 7)")
     p.add_argument("--backend", default="local", help="backend name (default local)")
     p.set_defaults(func=cmd_demo)
+
+    bench_command.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The benchmark suites: ``rw``, ``circuits`` and ``fashion-mnist`` (see :mod:`..runner`)."""
