@@ -1,0 +1,108 @@
+"""The engine on TensorFlow ops against the NumPy ``local`` backend and dense unitaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import qstore.core as qc
+from qstore.core.backends.local import LocalBackend
+from qstore.core.observables import X, Y, Z
+from qstore.core.templates import layer_circuit
+from qstore.tf import engine
+from qstore.tf.engine import TFOps
+
+
+def _mixed_circuit(n: int) -> qc.UnifiedCircuit:
+    """Every kind of engine op: fused layers, permutations, diagonals, general and product gates."""
+    c = qc.UnifiedCircuit(n)
+    for i in range(n):
+        c.add_gate("RY", i, f"x{i}")
+    c.add_gate("H", 1).add_gate("GPI2", n - 1, "w_a")
+    for i in range(n):
+        c.add_gate("RX", i, f"w0_{i}").add_gate("RZ", i, 2 * qc.Parameter(f"v0_{i}") + 0.1)
+    for i in range(n - 1):
+        c.add_gate("CNOT", [i, i + 1])
+    c.add_gate("CRY", [0, 2], "w_b").add_gate("RZZ", [1, n - 1], "w_c").add_gate("CZ", [0, n - 1])
+    c.add_gate("RX", 0, qc.Parameter("x1") * qc.Parameter("w_c")).add_gate("SWAP", [0, 2])
+    c.add_gate("MS", [n - 1, 1], ["w_a", "x2", 0.7]).add_gate("U3", 2, ["w_b", 0.3, "x0"])
+    return c
+
+
+@pytest.mark.parametrize("real", [tf.float32, tf.float64])
+def test_forward_and_gradients_match_local_backend(real: tf.DType) -> None:
+    n, bsz = 4, 5
+    rng = np.random.default_rng(1)
+    c = _mixed_circuit(n)
+    obs = [Z(0), Z(1) * Z(2), X(3) + 0.5 * Y(0) * X(1)]
+    names = [f"x{i}" for i in range(n)]
+    wnames = [s for s in c.parameter_names if s not in names]
+    x = rng.uniform(0, np.pi, (bsz, n))
+    w = rng.uniform(-3, 3, len(wnames))
+    cot = rng.normal(size=(bsz, len(obs)))
+    prog = engine.program(c, names, wnames, obs)
+    xt, wt = tf.constant(x, real), tf.constant(w, real)
+    with tf.GradientTape() as tape:
+        tape.watch([xt, wt])
+        y = engine.expectation(prog, engine.bindings(xt, wt, xt))
+        loss = tf.reduce_sum(y * tf.constant(cot, real))
+    gx, gw = tape.gradient(loss, [xt, wt])
+    ref, rgx, rgw = LocalBackend().value_and_vjp(
+        c, obs, x, cot, names=names, shared=dict(zip(wnames, w, strict=True))
+    )
+    tol = 2e-5 if real == tf.float32 else 1e-11
+    assert y.dtype == real
+    np.testing.assert_allclose(y.numpy(), ref, atol=tol)
+    np.testing.assert_allclose(gx.numpy(), rgx, atol=10 * tol)
+    np.testing.assert_allclose(gw.numpy(), rgw, atol=10 * tol)
+
+
+def test_runs_in_tf_function_with_unknown_batch() -> None:
+    n = 3
+    c, names, wnames = layer_circuit(n, depth=2, n_features=5, entanglement="circular")
+    prog = engine.program(c, names, wnames)
+    w = tf.constant(np.linspace(0, 2, 2 * n * 2).reshape(2, n, 2), tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.float32)])
+    def f(x: tf.Tensor) -> tf.Tensor:
+        return engine.expectation(prog, engine.bindings(x, w, x))
+
+    x = np.random.default_rng(2).uniform(0, 3, (7, 5))
+    got = f(tf.constant(x, tf.float32)).numpy()
+    ref = LocalBackend().expectation(
+        c, None, x, names=names, shared=dict(zip(wnames, w.numpy().ravel(), strict=True))
+    )
+    np.testing.assert_allclose(got, ref, atol=2e-6)
+    assert f(tf.constant(x[:2], tf.float32)).shape == (2, n)  # no retrace needed
+
+
+def test_evolve_applies_the_circuit_unitary_to_a_given_state() -> None:
+    n = 3
+    c, _, wnames = layer_circuit(n, depth=2, encoding="none", entanglement="full")
+    rng = np.random.default_rng(3)
+    psi = rng.normal(size=(4, 8)) + 1j * rng.normal(size=(4, 8))
+    psi /= np.linalg.norm(psi, axis=1, keepdims=True)
+    w = rng.uniform(0, 6, len(wnames))
+    prog = engine.program(c, (), wnames, None)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.complex128)])
+    def f(state: tf.Tensor) -> tf.Tensor:
+        return engine.evolve(prog, engine.bindings(None, tf.constant(w), state), state)
+
+    u = c.unitary(dict(zip(wnames, w, strict=True)))
+    np.testing.assert_allclose(f(tf.constant(psi)).numpy(), psi @ u.T, atol=1e-12)
+
+
+def test_moveaxis_matches_numpy() -> None:
+    ops = TFOps()
+    x = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    for src, dst in [([1], [3]), ([1, 3], [2, 3]), ([3, 1], [1, 2]), ([0, 2], [3, 1])]:
+        np.testing.assert_array_equal(
+            ops.moveaxis(tf.constant(x), src, dst).numpy(), np.moveaxis(x, src, dst)
+        )
+
+
+def test_bad_dtype_is_refused() -> None:
+    with pytest.raises(TypeError, match="float32 or float64"):
+        TFOps(tf.int32)
