@@ -14,13 +14,13 @@ expectations) is here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from qstore.core.engine.program import DiagOp, GateOp, LayerOp, PermOp, Program
+from qstore.core.errors import BindingError
 from qstore.core.gates import GateSpec
 
 Tensor = Any
@@ -124,13 +124,20 @@ class NumpyOps:
         return tuple(int(s) for s in x.shape)
 
 
-@cache
+# A plain dict rather than functools.cache: torch.compile traces a dict lookup into constants but
+# looks through cache wrappers and would re-trace the NumPy code.
+_FOURIER: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128]]] = {}
+
+
 def fourier_arrays(spec: GateSpec) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128]]:
     """``(A/2 [k, T], C [T, d, d])`` with ``M(theta) = sum_t exp(i theta . A[:, t] / 2) C[t]``."""
-    terms = spec.fourier
-    a = np.asarray([t[0] for t in terms], dtype=np.float64).T * 0.5
-    c = np.stack([t[1] for t in terms])
-    return a, c
+    hit = _FOURIER.get(spec.name)
+    if hit is None:
+        terms = spec.fourier
+        a = np.asarray([t[0] for t in terms], dtype=np.float64).T * 0.5
+        c = np.stack([t[1] for t in terms])
+        hit = _FOURIER[spec.name] = (a, c)
+    return hit
 
 
 def gate_parameters(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
@@ -186,7 +193,7 @@ def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> dict[int, Tenso
                 g = gate_matrices(ops, spec, theta, grp.params[k], grp.batched[k])
             m = g if m is None else ops.matmul(g, m)
         assert m is not None
-        for j, q in enumerate(grp.qubits.tolist()):
+        for j, q in enumerate(grp.qubit_list):
             per_q[q] = m[..., j, :, :]
     return per_q
 
@@ -218,16 +225,51 @@ def apply_gate(ops: ArrayOps, state: Tensor, m: Tensor, qubits: tuple[int, ...],
     return ops.reshape(out, (bsz, 1 << n))
 
 
-def run(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
-    """Final states ``[B, 2**n]`` for bindings ``values [B, P]``."""
+# Constants handed to ``ops.const`` are long-lived objects (module constants, program data), so
+# that array libraries can cache their device copies by identity.
+_EYE2 = np.eye(2)
+_E0 = np.array([1.0, 0.0])
+
+
+def _program_const(prog: Program, key: str, make: Any) -> Any:
+    hit = prog.cache.get(key)
+    if hit is None:
+        hit = prog.cache[key] = make()
+    return hit
+
+
+def _ground_state(n: int) -> npt.NDArray[np.float64]:
+    init = np.zeros((1, 1 << n))
+    init[0, 0] = 1.0
+    return init
+
+
+def run(
+    ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | None = None
+) -> Tensor:
+    """Final states ``[B, 2**n]`` for bindings ``values [B, P]``.
+
+    ``initial_state [B, 2**n]`` (complex, of ``ops``' dtype) replaces ``|0...0>`` when given.
+    """
     n = prog.n_qubits
     theta = gate_parameters(ops, prog, values)
     bsz = ops.shape(values)[0]
-    eye = ops.const(np.eye(2), True)
+    eye = ops.const(_EYE2, True)
     opsl = list(prog.ops)
-    if opsl and isinstance(opsl[0], LayerOp):
+    if initial_state is not None:
+        # The batch size may be a symbolic tensor while tracing (tf.function): compare it only
+        # when both sides are plain ints.
+        ishape = tuple(ops.shape(initial_state))
+        batch_ok = not (isinstance(bsz, int) and isinstance(ishape[0], int)) or ishape[0] == bsz
+        if len(ishape) != 2 or ishape[-1] != 1 << n or not batch_ok:
+            raise BindingError(
+                f"initial_state must have shape [batch, 2**n_qubits] = {[bsz, 1 << n]}, got "
+                f"{list(ishape)}."
+            )
+        state = initial_state
+    elif opsl and isinstance(opsl[0], LayerOp):
         per_q = layer_matrices(ops, opsl[0], theta)
-        e0 = ops.const(np.array([1.0, 0.0]), True)
+        e0 = ops.const(_E0, True)
         cols = []
         for q in range(n):
             m = per_q.get(q)
@@ -238,8 +280,7 @@ def run(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
             state = ops.reshape(state[:, :, None] * v[:, None, :], (bsz, -1))
         opsl = opsl[1:]
     else:
-        init = np.zeros((1, 1 << n))
-        init[0, 0] = 1.0
+        init = _program_const(prog, "generic.ground", lambda: _ground_state(n))
         state = ops.broadcast_to(ops.const(init, True), (bsz, 1 << n))
     for op in opsl:
         if isinstance(op, LayerOp):
@@ -262,7 +303,11 @@ def run(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
             if ref.const_matrix is not None:
                 m = ops.const(ref.const_matrix, True)
             else:
-                idx = np.asarray([ref.params], dtype=np.intp)
+                idx = _program_const(
+                    prog,
+                    f"generic.params.{ref.index}",
+                    lambda ref=ref: np.asarray([ref.params], dtype=np.intp),
+                )
                 m = gate_matrices(ops, ref.spec, theta, idx, ref.batched)[..., 0, :, :]
             state = apply_gate(ops, state, m, ref.qubits, n)
     return state
@@ -282,6 +327,8 @@ def expectations(ops: ArrayOps, prog: Program, state: Tensor) -> Tensor:
     return out
 
 
-def forward(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
+def forward(
+    ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | None = None
+) -> Tensor:
     """Expectations ``[B, n_obs]`` for bindings ``values [B, P]`` (shared columns included)."""
-    return expectations(ops, prog, run(ops, prog, values))
+    return expectations(ops, prog, run(ops, prog, values, initial_state))

@@ -70,6 +70,13 @@ class BlockGroup:
     params: list[IntArray]  # per position: [n_blocks, n_params] indices into theta
     const: list[CArray | None]  # per position: [n_blocks, 2, 2] for constant gates
     batched: list[bool]  # per position
+    # ``qubits`` as Python ints, for code traced by torch.compile / tf.function (where reading
+    # values out of an array is a data-dependent operation)
+    qubit_list: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.qubit_list:
+            self.qubit_list = tuple(int(q) for q in self.qubits)
 
     @property
     def parameterized(self) -> bool:
