@@ -1,0 +1,234 @@
+"""The lightning backends against independent references: the core's ``local`` engine, Cirq's
+simulator and finite differences; the GPU and Kokkos variants where their packages are present."""
+
+from __future__ import annotations
+
+import asyncio
+
+import cirq
+import numpy as np
+import pytest
+
+import qstore.core as qc
+from qstore.core.backends.local import LocalBackend
+from qstore.core.errors import BindingError, CapabilityError, MissingDependencyError
+from qstore.core.gates import GATES
+from qstore.sim.lightning import LightningBackend, LightningGPUBackend, LightningKokkosBackend
+
+GATE_NAMES = sorted(n for n in GATES if n != "MEASURE")
+NAMES = ["x0", "x1", "x2"]
+
+
+def random_circuit(n: int, n_gates: int, rng: np.random.Generator) -> qc.UnifiedCircuit:
+    """Every gate of the table first, then random ones; parameters as symbols, expressions
+    (``2 w - 0.3``, ``x * w``) and constants."""
+    c = qc.UnifiedCircuit(n)
+    pool = [g for g in GATE_NAMES if GATES[g].n_qubits <= n]
+    x = [qc.Parameter(f"x{i}") for i in range(3)]
+    w = [qc.Parameter(f"w{i}") for i in range(3)]
+    for k in range(n_gates):
+        spec = GATES[pool[k] if k < len(pool) else rng.choice(pool)]
+        qubits = [int(q) for q in rng.choice(n, spec.n_qubits, replace=False)]
+        params: list[object] = []
+        for _ in range(spec.n_params):
+            kind = rng.integers(4)
+            if kind == 0:
+                params.append(float(rng.uniform(-3, 3)))
+            elif kind == 1:
+                params.append(x[rng.integers(3)])
+            elif kind == 2:
+                params.append(2.0 * w[rng.integers(3)] - 0.3)
+            else:
+                params.append(x[rng.integers(3)] * w[rng.integers(3)])
+        c.add_gate(spec.name, qubits, params or None)
+    return c
+
+
+def random_observables(n: int, rng: np.random.Generator, count: int = 3) -> list[qc.PauliSum]:
+    out = []
+    for _ in range(count):
+        obs = 0.25 * qc.observables.identity()
+        for _ in range(int(rng.integers(1, 4))):
+            qs = rng.choice(n, int(rng.integers(1, n + 1)), replace=False).tolist()
+            word = None
+            for q, p in zip(qs, rng.choice(list("XYZ"), len(qs)).tolist(), strict=True):
+                f = {"X": qc.X, "Y": qc.Y, "Z": qc.Z}[p](q)
+                word = f if word is None else word * f
+            obs = obs + float(rng.normal()) * word
+        out.append(obs)
+    return out
+
+
+def bindings(rng: np.random.Generator, batch: int = 3) -> tuple[np.ndarray, dict[str, float]]:
+    return rng.uniform(-2, 2, (batch, 3)), {f"w{i}": float(rng.uniform(-2, 2)) for i in range(3)}
+
+
+@pytest.fixture(scope="module")
+def lightning() -> LightningBackend:
+    return LightningBackend()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_states_match_local_exactly_including_global_phase(
+    lightning: LightningBackend, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    c = random_circuit(3, 40, rng)
+    values, shared = bindings(rng)
+    got = lightning.state(c, values, names=NAMES, shared=shared)
+    want = LocalBackend().state(c, values, names=NAMES, shared=shared)
+    assert np.allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_expectations_of_random_pauli_sums_match_local_and_cirq(
+    lightning: LightningBackend, seed: int
+) -> None:
+    rng = np.random.default_rng(10 + seed)
+    n = 4
+    c = random_circuit(n, 30, rng)
+    obs = random_observables(n, rng)
+    values, shared = bindings(rng)
+    got = lightning.expectation(c, obs, values, names=NAMES, shared=shared)
+    want = LocalBackend().expectation(c, obs, values, names=NAMES, shared=shared)
+    assert got.shape == (3, 3)
+    assert np.allclose(got, want, atol=1e-10)
+    qubits = cirq.LineQubit.range(n)
+    bound = c.bind({**dict(zip(NAMES, values[0], strict=True)), **shared}).to_cirq()
+    psi = cirq.Simulator(dtype=np.complex128).simulate(bound, qubit_order=qubits).final_state_vector
+    for o, ob in enumerate(obs):
+        assert np.isclose(np.vdot(psi, ob.matrix(n) @ psi).real, got[0, o], atol=1e-8)
+
+
+@pytest.mark.parametrize(("device_vjp", "seed"), [(True, 0), (True, 1), (False, 2)])
+def test_adjoint_vjp_matches_local_adjoint(device_vjp: bool, seed: int) -> None:
+    rng = np.random.default_rng(20 + seed)
+    c = random_circuit(3, 30, rng)
+    obs = random_observables(3, rng, 2)
+    values, shared = bindings(rng)
+    cot = rng.normal(size=(3, 2))
+    be = LightningBackend(device_vjp=device_vjp)
+    val, gv, gs = be.value_and_vjp(c, obs, values, cot, names=NAMES, shared=shared)
+    lval, lgv, lgs = LocalBackend().value_and_vjp(c, obs, values, cot, names=NAMES, shared=shared)
+    assert np.allclose(val, lval, atol=1e-10)
+    assert np.allclose(gv, lgv, atol=1e-8)
+    assert np.allclose(gs, lgs, atol=1e-8)
+    gv2, gs2 = be.vjp(c, obs, values, cot, names=NAMES, shared=shared)
+    assert np.allclose(gv2, gv) and np.allclose(gs2, gs)
+
+
+def test_vjp_matches_finite_differences(lightning: LightningBackend) -> None:
+    c = qc.UnifiedCircuit(2)
+    c.add_gate("RY", 0, "a").add_gate("CRX", [0, 1], "b").add_gate("MS", [1, 0], [0.3, "a", "b"])
+    c.add_gate("U3", 1, ["a", 0.2, "b"])
+    values = np.array([[0.4, -1.1], [1.3, 0.2]])
+    cot = np.array([[1.0], [-0.5]])
+    gv, gs = lightning.vjp(c, qc.X(1), values, cot, names=["a", "b"])
+    assert gs.shape == (0,)
+    eps = 1e-6
+    for p in range(2):
+        d = np.zeros_like(values)
+        d[:, p] = eps
+        up = lightning.expectation(c, qc.X(1), values + d, names=["a", "b"])
+        down = lightning.expectation(c, qc.X(1), values - d, names=["a", "b"])
+        fd = ((up - down) / (2 * eps) * cot).sum(axis=1)
+        assert np.allclose(gv[:, p], fd, atol=1e-6)
+
+
+def test_observables_with_only_a_constant_and_fixed_circuits(lightning: LightningBackend) -> None:
+    c = qc.UnifiedCircuit(2).add_gate("H", 0)
+    got = lightning.expectation(c, [qc.X(0), 0.5 * qc.observables.identity()])
+    assert np.allclose(got, [[1.0, 0.5]])
+    val, gv, gs = lightning.value_and_vjp(c, qc.X(0), None, [[1.0]])
+    assert np.allclose(val, [[1.0]]) and gv.shape == (1, 0) and gs.shape == (0,)
+
+
+def test_seeded_shot_sampling_is_reproducible_and_unbiased(lightning: LightningBackend) -> None:
+    c = qc.UnifiedCircuit(2).add_gate("RY", 0, "t").add_gate("CNOT", [0, 1]).add_gate("H", 1)
+    values = np.array([[0.3], [2.0]])
+    obs = [qc.Z(0), qc.X(1), qc.Y(0) * qc.Z(1) + 0.5]
+    a = lightning.expectation(c, obs, values, shots=4000, seed=7)
+    assert np.array_equal(a, lightning.expectation(c, obs, values, shots=4000, seed=7))
+    assert np.allclose(a, LocalBackend().expectation(c, obs, values), atol=0.06)
+    s = lightning.sample(c, 100, values, seed=3)
+    assert s.shape == (2, 100) and np.array_equal(s, lightning.sample(c, 100, values, seed=3))
+    assert lightning.counts(qc.UnifiedCircuit(3).add_gate("X", 0), 5, seed=0) == [{"100": 5}]
+
+
+def test_execute_returns_counts_and_probabilities(lightning: LightningBackend) -> None:
+    c = qc.UnifiedCircuit(2).add_gate("H", 0).add_gate("CNOT", [0, 1]).measure()
+    exact = asyncio.run(lightning.execute(c, shots=None))
+    assert exact.probabilities is not None and set(exact.probabilities) == {"00", "11"}
+    sampled = asyncio.run(lightning.execute(c, shots=100))
+    assert sampled.counts is not None and sum(sampled.counts.values()) == 100
+    with pytest.raises(BindingError, match="bound circuit"):
+        asyncio.run(lightning.execute(qc.UnifiedCircuit(1).add_gate("RX", 0, "t")))
+
+
+def test_template_is_lowered_once_and_reused(lightning: LightningBackend) -> None:
+    c = qc.UnifiedCircuit(2).add_gate("RY", 0, "x").add_gate("CNOT", [0, 1])
+    lightning.expectation(c, None, [[0.1]])
+    keys = [k for k in c._program_cache if k[0] == "qstore.sim.lightning"]
+    assert len(keys) == 1
+    tpl = c._program_cache[keys[0]]
+    lightning.expectation(c, None, [[0.7], [0.2]])
+    assert c._program_cache[keys[0]] is tpl
+
+
+def test_complex64_dtype_is_close_to_local() -> None:
+    rng = np.random.default_rng(5)
+    c = random_circuit(3, 25, rng)
+    values, shared = bindings(rng)
+    got = LightningBackend(dtype="complex64").expectation(
+        c, None, values, names=NAMES, shared=shared
+    )
+    want = LocalBackend().expectation(c, None, values, names=NAMES, shared=shared)
+    assert np.allclose(got, want, atol=1e-5)
+
+
+def test_errors_name_the_problem(lightning: LightningBackend) -> None:
+    c = qc.UnifiedCircuit(2).add_gate("RY", 0, "x")
+    with pytest.raises(BindingError, match="cotangent"):
+        lightning.vjp(c, None, [[0.1]], np.ones((1, 3)))
+    with pytest.raises(CapabilityError, match="shots"):
+        lightning.expectation(c, None, [[0.1]], shots=-1)
+    with pytest.raises(qc.errors.BackendError, match="dtype"):
+        LightningBackend(dtype="float16")
+    with pytest.raises(qc.errors.BackendError, match="wires"):
+        LightningBackend(device_options={"wires": 3})
+
+
+def test_capabilities_are_declared_and_registered() -> None:
+    caps = qc.backends.get("lightning").capabilities
+    assert caps.available and caps.exact and caps.vjp and not caps.gpu
+    assert caps.gradient_methods[0] == "adjoint" and caps.max_qubits >= 20
+    assert {"lightning", "lightning.gpu", "lightning.kokkos"} <= set(qc.backends.available())
+
+
+@pytest.mark.parametrize(
+    ("cls", "package"),
+    [
+        (LightningGPUBackend, "pennylane-lightning-gpu"),
+        (LightningKokkosBackend, "pennylane-lightning-kokkos"),
+    ],
+)
+def test_accelerated_variants_run_where_present_and_say_what_is_missing(
+    cls: type[LightningBackend], package: str
+) -> None:
+    backend = qc.backends.get(cls.name)
+    caps = backend.capabilities
+    assert caps.gpu == (cls is LightningGPUBackend)
+    info = qc.backends.info(cls.name)
+    assert info.available == caps.available
+    c = qc.UnifiedCircuit(2).add_gate("RY", 0, "x").add_gate("CNOT", [0, 1])
+    if not caps.available:
+        assert package in caps.reason and package in info.reason
+        with pytest.raises((MissingDependencyError, CapabilityError), match=package):
+            backend.expectation(c, None, [[0.3]])
+        pytest.skip(f"{cls.name} cannot run here: {caps.reason}")
+    values = np.array([[0.3], [1.2]])
+    want = LocalBackend().expectation(c, None, values)
+    assert np.allclose(backend.expectation(c, None, values), want, atol=1e-6)
+    _, gv, _ = backend.value_and_vjp(c, None, values, np.ones((2, 2)))
+    _, lgv, _ = LocalBackend().value_and_vjp(c, None, values, np.ones((2, 2)))
+    assert np.allclose(gv, lgv, atol=1e-6)
