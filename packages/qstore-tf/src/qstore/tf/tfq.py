@@ -26,6 +26,7 @@ import tensorflow as tf
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.errors import MissingDependencyError
 from qstore.core.observables import PauliSum, as_observables
+from qstore.core.parameters import Expression
 from qstore.tf.gradients import unitary_from_fn
 
 Tensor = Any
@@ -84,13 +85,38 @@ def from_tensor(tensor: Tensor, n_qubits: int | None = None) -> list[UnifiedCirc
     """A TFQ circuit tensor back to UnifiedCircuits (``tfq.from_tensor``).
 
     Qubits are ordered as ``sorted(circuit.all_qubits())`` unless ``n_qubits`` is given, in which
-    case ``LineQubit(q)`` becomes qubit ``q`` (so idle trailing qubits are kept).
+    case ``LineQubit(q)`` becomes qubit ``q`` (so idle trailing qubits are kept). TFQ keeps
+    exponents in float32, so coefficients and constants are rounded to 6 significant digits:
+    circuits written with short decimal coefficients come back exactly.
     """
     tfq = _tfq()
     out = []
     for c in tfq.from_tensor(tensor):
         order = _qubits(n_qubits) if n_qubits is not None else sorted(c.all_qubits())
-        out.append(UnifiedCircuit.from_cirq(c, qubit_order=order))
+        out.append(_snap_circuit(UnifiedCircuit.from_cirq(c, qubit_order=order)))
+    return out
+
+
+def _snap(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def _snap_circuit(circuit: UnifiedCircuit) -> UnifiedCircuit:
+    """Undo TFQ's float32 storage of exponents (``theta / pi`` becomes ``1.0000004 * theta``):
+    coefficients and constants are rounded to 6 significant digits."""
+    out = UnifiedCircuit(circuit.n_qubits, name=circuit.name)
+    for op in circuit:
+        if op.is_measurement:
+            out.append(op)
+            continue
+        params = []
+        for expr in op.params:
+            data = expr.to_dict()
+            data["constant"] = _snap(data["constant"])
+            for term in data["terms"]:
+                term["coeff"] = _snap(term["coeff"])
+            params.append(Expression.from_dict(data))
+        out.add_gate(op.gate, op.qubits, params)
     return out
 
 
@@ -113,9 +139,12 @@ class TFQExpectation:
     ) -> None:
         tfq = _tfq()
         self.n_obs = len(as_observables(observables, circuit.n_qubits))
-        self._program = to_tensor([circuit])
-        self._names = tf.constant(list(input_names) + list(weight_names))
-        self._ops = paulisum_tensor(observables, circuit.n_qubits)
+        # Serialised once, kept as NumPy: the executor may be created while a graph is traced
+        # and used in other graphs (or eagerly) later.
+        with tf.init_scope():
+            self._program = to_tensor([circuit]).numpy()
+            self._ops = paulisum_tensor(observables, circuit.n_qubits).numpy()
+        self._names = list(input_names) + list(weight_names)
         differentiator = tfq.differentiators.Adjoint()
         self._op = differentiator.generate_differentiable_op(analytic_op=tfq.get_expectation_op())
 
@@ -124,9 +153,9 @@ class TFQExpectation:
         bsz = tf.shape(batch_of)[0]
         w = tf.tile(tf.reshape(tf.cast(weights, tf.float32), [1, -1]), tf.stack([bsz, 1]))
         values = w if inputs is None else tf.concat([tf.cast(inputs, tf.float32), w], axis=1)
-        programs = tf.tile(self._program, tf.reshape(bsz, [1]))
-        ops = tf.tile(self._ops, tf.stack([bsz, 1]))
-        out = self._op(programs, self._names, values, ops)
+        programs = tf.tile(tf.constant(self._program), tf.reshape(bsz, [1]))
+        ops = tf.tile(tf.constant(self._ops), tf.stack([bsz, 1]))
+        out = self._op(programs, tf.constant(self._names), values, ops)
         return tf.reshape(out, tf.stack([bsz, self.n_obs]))
 
 
@@ -136,13 +165,18 @@ class TFQUnitary:
     def __init__(self, circuit: UnifiedCircuit, weight_names: Sequence[str]) -> None:
         self._tfq = _tfq()
         self.dim = 1 << circuit.n_qubits
-        self._program = to_tensor([circuit])
-        self._names = tf.constant(list(weight_names))
+        with tf.init_scope():  # see TFQExpectation
+            self._program = to_tensor([circuit]).numpy()
+        self._names = list(weight_names)
+        self._op = self._tfq.get_unitary_op()
 
     def _unitaries(self, w: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+        # Called eagerly, from inside tf.numpy_function.
         v = w.shape[0]
-        out = self._tfq.get_unitary_op()(
-            tf.tile(self._program, [v]), self._names, tf.constant(w, tf.float32)
+        out = self._op(
+            tf.constant(np.repeat(self._program, v)),
+            tf.constant(self._names),
+            tf.constant(w, tf.float32),
         )
         return np.asarray(out.to_tensor().numpy()).reshape(v, self.dim, self.dim)
 
