@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -306,6 +307,27 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def source_revision() -> dict[str, Any]:
+    """The git commit of the code measured and whether its tree had uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if head.returncode != 0:
+        return {}
+    return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
 def versions(extra: Iterable[str] = ()) -> dict[str, str]:
     """Installed versions of the distributions that matter for a figure (absent ones left out)."""
     out: dict[str, str] = {}
@@ -379,6 +401,7 @@ class Run:
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": machine_info(),
             "versions": versions(),
+            "source": source_revision(),
             "thread_settings": _library_threads(),
             "argv": list(sys.argv),
             "options": self.options,

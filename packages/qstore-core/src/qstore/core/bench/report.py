@@ -107,6 +107,8 @@ def format_value(value: float) -> str:
 def _ratio(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return "-"
+    if x >= 100:
+        return f"{x:,.0f}×"
     return f"{x:.1f}×" if x >= 0.95 else f"{x:.2f}×"
 
 
@@ -238,6 +240,23 @@ def _generic_tables(results: Sequence[Result]) -> list[str]:
     return ["", *_table(header, rows)]
 
 
+def _live_notes(
+    runs: Sequence[Mapping[str, Any]], suite: str, results: Sequence[Result]
+) -> list[str]:
+    """The suite's notes, less "skipped X: not available" where another environment measured X."""
+    measured = {r.contender for r in results} | {f"{r.group} {r.contender}" for r in results}
+    out = set()
+    for run in runs:
+        if run.get("suite") != suite:
+            continue
+        for note in run.get("notes", []):
+            name = note.removeprefix("skipped ").split(": not available", 1)[0]
+            if "not available" in note and name in measured:
+                continue
+            out.add(note)
+    return sorted(out)
+
+
 SUITE_TITLES = {
     "rw": "Reference workload (batch 32, 4 layers, ⟨Z_i⟩ on every qubit)",
     "circuits": "Circuits per second (distinct bound circuits, 8 qubits, depth 4)",
@@ -289,9 +308,7 @@ def render_markdown(
         lines += builders.get(suite, _generic_tables)(rs)
         for png in plots.get(suite, []):
             lines += ["", f"![{suite}]({png})"]
-        notes = sorted(
-            {n for run in runs if run.get("suite") == suite for n in run.get("notes", [])}
-        )
+        notes = _live_notes(runs, suite, rs)
         if notes:
             lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
         for run in runs:
@@ -349,18 +366,24 @@ def _plot_rw(plt: Any, rs: Sequence[Result], threads: int) -> Any:
     if not metrics:
         return None
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.2), squeeze=False)
-    contenders = sorted(
-        {r.contender for r in rs}, key=lambda c: (c.startswith("qstore") is False, c)
-    )
+    contenders = sorted({r.contender for r in rs}, key=lambda c: (not c.startswith("qstore"), c))
+    colors = plt.get_cmap("tab20").colors
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for c in contenders:
+        for i, c in enumerate(contenders):
             pts = sorted(
-                (r.n, r.value, r.kind) for r in rs if r.contender == c and r.metric == metric
+                (r.n or 0, r.value, r.kind) for r in rs if r.contender == c and r.metric == metric
             )
             if not pts:
                 continue
-            style = "--" if pts[0][2] == "peer" else "-"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=c)
+            peer = pts[0][2] == "peer"
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                "--" if peer else "-",
+                marker="s" if peer else "o",
+                color=colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20],
+                label=c,
+            )
         ax.set_yscale("log")
         ax.set_xlabel("qubits")
         ax.set_ylabel("samples/s")
@@ -385,6 +408,15 @@ def _plot_bars(plt: Any, rs: Sequence[Result], unit: str, title: str, log: bool)
     ax.set_xlabel(unit)
     ax.set_title(title)
     ax.grid(True, axis="x", alpha=0.3)
+    from matplotlib.patches import Patch
+
+    kinds = (
+        ("qstore", "C0", "Q-Store"),
+        ("baseline", "C2", "classical twin"),
+        ("peer", "C1", "peer"),
+    )
+    handles = [Patch(color=c, label=t) for k, c, t in kinds if any(r.kind == k for r in rs)]
+    ax.legend(handles=handles, fontsize="small", loc="lower right")
     fig.tight_layout()
     return fig
 

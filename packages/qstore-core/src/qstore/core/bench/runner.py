@@ -78,7 +78,7 @@ class Options:
 
     @property
     def call_limit(self) -> float:
-        return self.max_call_s if self.max_call_s is not None else (3.0 if self.quick else 30.0)
+        return self.max_call_s if self.max_call_s is not None else (3.0 if self.quick else 60.0)
 
     def selected(self, name: str) -> bool:
         """Whether contender ``name`` matches ``--contenders`` (all when none were given)."""
