@@ -225,3 +225,13 @@ def test_capabilities_are_declared_and_registered() -> None:
         assert "CUDA" in gpu.reason
         with pytest.raises(CapabilityError, match="CUDA"):
             QsimBackend(use_gpu=True).expectation(qc.UnifiedCircuit(1).add_gate("H", 0))
+
+
+def test_fixed_and_empty_circuits_and_constant_observables(qsim: QsimBackend) -> None:
+    fixed = qc.UnifiedCircuit(2).add_gate("H", 0).add_gate("RX", 1, 0.3)
+    val, gv, gs = qsim.value_and_vjp(fixed, qc.X(0), None, [[1.0]])
+    assert np.allclose(val, [[1.0]], atol=TOL) and gv.shape == (1, 0) and gs.shape == (0,)
+    empty = qc.UnifiedCircuit(2)
+    got = qsim.expectation(empty, [qc.Z(1), 2.0 * qc.observables.identity()])
+    assert np.allclose(got, [[1.0, 2.0]], atol=TOL)
+    assert np.allclose(qsim.state(empty), [[1, 0, 0, 0]])
