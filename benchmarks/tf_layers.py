@@ -1,0 +1,211 @@
+"""Reference workload (RW) through Keras layers: ``qstore.tf.layers.QuantumLayer`` next to
+TensorFlow Quantum's ``Expectation`` and ``PQC`` layers, same run.
+
+RW (see PERF.md): n qubits, batch 32, features x ~ U[0, π] of shape [32, n], RY(x_i) encoding,
+4 layers of RY and RZ on every qubit then a CNOT chain, <Z_i> on every qubit, loss = sum of
+outputs. ``QuantumLayer(n, depth=4)`` with n features is exactly this circuit. Figures are
+samples/s = 32 / median seconds of one batch (>= ``--reps`` timed repetitions after a warm-up),
+for the forward pass and for forward + gradient with respect to the weights, each in
+``tf.function``.
+
+Contenders: Q-Store ``backend='tf'`` (float32 and float64); TFQ ``Expectation`` with the adjoint
+differentiator, symbol values ``[32, n + P]`` (PERF.md's peer); TFQ ``PQC`` (adjoint) fed the 32
+encoding circuits, when it can be built (TFQ 0.7.6's ``PQC`` needs tf_keras: run with
+``TF_USE_LEGACY_KERAS=1`` to include it; the Keras 3 layers of Q-Store are unaffected).
+
+Run (TensorFlow Quantum environment, so that the peers are there):
+``OMP_NUM_THREADS=1 hatch run tfq:python benchmarks/tf_layers.py --qubits 8 16``
+Without TFQ it measures Q-Store alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from rw import BATCH, LAYERS, data, median_seconds, rw_circuit
+
+Pair = tuple[Callable[[], object], Callable[[], object]]
+
+
+def _threads() -> None:
+    import tensorflow as tf
+
+    n = os.environ.get("OMP_NUM_THREADS")
+    if n:
+        tf.config.threading.set_intra_op_parallelism_threads(int(n))
+        tf.config.threading.set_inter_op_parallelism_threads(int(n))
+
+
+def qstore_tf(n: int, dtype: str) -> Pair:
+    import tensorflow as tf
+
+    from qstore.tf.layers import QuantumLayer
+
+    x0, w0 = data(n)
+    layer = QuantumLayer(n, depth=LAYERS, dtype=dtype)
+    x = tf.constant(x0, dtype)
+    layer.build((None, n))
+    layer.kernel.assign(w0.astype(dtype))
+
+    @tf.function
+    def fwd() -> Any:
+        return tf.reduce_sum(layer(x))
+
+    @tf.function
+    def fwd_grad() -> Any:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x))
+        return tape.gradient(loss, layer.kernel)
+
+    return (lambda: fwd().numpy()), (lambda: fwd_grad().numpy())
+
+
+def tfq_expectation(n: int) -> Pair:
+    import cirq
+    import tensorflow as tf
+    import tensorflow_quantum as tfq
+
+    x0, w0 = data(n)
+    rw, xs, ws = rw_circuit(n)
+    qs = cirq.LineQubit.range(n)
+    programs = tfq.convert_to_tensor([rw.to_cirq(qs)] * BATCH)
+    names = tf.constant(xs + ws)
+    x = tf.constant(x0, tf.float32)
+    w = tf.Variable(w0.reshape(1, -1).astype("float32"))
+    layer = tfq.layers.Expectation(differentiator=tfq.differentiators.Adjoint())
+    ops = [cirq.Z(q) for q in qs]
+
+    def run() -> Any:
+        values = tf.concat([x, tf.tile(w, [BATCH, 1])], axis=1)
+        return layer(programs, symbol_names=names, symbol_values=values, operators=ops)
+
+    @tf.function
+    def fwd() -> Any:
+        return tf.reduce_sum(run())
+
+    @tf.function
+    def fwd_grad() -> Any:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(run())
+        return tape.gradient(loss, w)
+
+    return (lambda: fwd().numpy()), (lambda: fwd_grad().numpy())
+
+
+def tfq_pqc(n: int) -> Pair:
+    import cirq
+    import tensorflow as tf
+    import tensorflow_quantum as tfq
+
+    import qstore.core as qc
+
+    x0, w0 = data(n)
+    rw, xs, ws = rw_circuit(n)
+    qs = cirq.LineQubit.range(n)
+    body = qc.UnifiedCircuit(n)
+    for op in rw:
+        if not set(op.symbols) & set(xs):
+            body.append(op)
+    encodings = [
+        cirq.Circuit(cirq.ry(float(v)).on(q) for v, q in zip(row, qs, strict=True)) for row in x0
+    ]
+    inputs = tfq.convert_to_tensor(encodings)
+    pqc = tfq.layers.PQC(
+        body.to_cirq(qs), [cirq.Z(q) for q in qs], differentiator=tfq.differentiators.Adjoint()
+    )
+    pqc(inputs)
+    order = [str(s) for s in pqc.symbols]
+    wmap = dict(zip(ws, w0.ravel(), strict=True))
+    pqc.set_weights([[wmap[s] for s in order]])
+
+    @tf.function
+    def fwd() -> Any:
+        return tf.reduce_sum(pqc(inputs))
+
+    @tf.function
+    def fwd_grad() -> Any:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(pqc(inputs))
+        return tape.gradient(loss, pqc.trainable_weights[0])
+
+    return (lambda: fwd().numpy()), (lambda: fwd_grad().numpy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--qubits", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--budget", type=float, default=20.0, help="max seconds per measurement")
+    ap.add_argument("--out", help="write JSON results here")
+    args = ap.parse_args(argv)
+    _threads()
+
+    contenders: list[tuple[str, Callable[[int], Pair]]] = [
+        ("qstore QuantumLayer tf float32", lambda n: qstore_tf(n, "float32")),
+        ("qstore QuantumLayer tf float64", lambda n: qstore_tf(n, "float64")),
+        ("tfq Expectation adjoint", tfq_expectation),
+        ("tfq PQC adjoint", tfq_pqc),
+    ]
+    results: list[dict[str, Any]] = []
+    for n in args.qubits:
+        for name, make in contenders:
+            try:
+                fwd, fg = make(n)
+            except (ImportError, ValueError, TypeError) as exc:
+                print(f"  skip {name}: {type(exc).__name__}: {exc}"[:200], file=sys.stderr)
+                continue
+            tf_ = median_seconds(fwd, args.reps, args.budget)
+            tg = median_seconds(fg, args.reps, args.budget)
+            row = {"n": n, "name": name, "fwd": BATCH / tf_, "fwd_grad": BATCH / tg}
+            results.append(row)
+            print(
+                f"n={n:2d} {name:34s} fwd {row['fwd']:10.1f}  "
+                f"fwd+grad {row['fwd_grad']:10.1f} samples/s",
+                flush=True,
+            )
+    print()
+    print(
+        "| n | contender | forward (samples/s) | fwd+grad (samples/s) "
+        "| fwd vs TFQ | fwd+grad vs TFQ |"
+    )
+    print("|---|---|---|---|---|---|")
+    for n in args.qubits:
+        rows = [r for r in results if r["n"] == n]
+        peers = [r for r in rows if r["name"].startswith("tfq")]
+        best_f = max((r["fwd"] for r in peers), default=None)
+        best_g = max((r["fwd_grad"] for r in peers), default=None)
+        for r in rows:
+            rf = f"{r['fwd'] / best_f:.2f}x" if best_f else "-"
+            rg = f"{r['fwd_grad'] / best_g:.2f}x" if best_g else "-"
+            print(f"| {n} | {r['name']} | {r['fwd']:.1f} | {r['fwd_grad']:.1f} | {rf} | {rg} |")
+    import tensorflow as tf
+
+    meta = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TF_USE_LEGACY_KERAS")},
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+    }
+    print(json.dumps(meta))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"meta": meta, "results": results}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
