@@ -232,3 +232,26 @@ def test_accelerated_variants_run_where_present_and_say_what_is_missing(
     _, gv, _ = backend.value_and_vjp(c, None, values, np.ones((2, 2)))
     _, lgv, _ = LocalBackend().value_and_vjp(c, None, values, np.ones((2, 2)))
     assert np.allclose(gv, lgv, atol=1e-6)
+
+
+def test_a_device_that_cannot_start_reports_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(LightningBackend):
+        name = device_name = "lightning.broken"
+        package = "pennylane-lightning-broken"
+        gpu = True
+
+    import pennylane as qml
+
+    def no_gpu(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no CUDA-capable device is detected")
+
+    monkeypatch.setattr(Broken, "_probed", {})
+    monkeypatch.setattr(
+        "importlib.metadata.entry_points",
+        lambda group: [type("EP", (), {"name": "lightning.broken"})()],
+    )
+    monkeypatch.setattr(qml, "device", no_gpu)
+    caps = Broken().capabilities
+    assert not caps.available and "no CUDA-capable device" in caps.reason and caps.gpu
+    with pytest.raises(CapabilityError, match="cannot start"):
+        Broken().expectation(qc.UnifiedCircuit(1).add_gate("H", 0))

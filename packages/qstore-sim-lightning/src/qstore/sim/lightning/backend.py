@@ -113,7 +113,8 @@ class LightningBackend:
     gpu = False
 
     _probe_lock = threading.Lock()
-    _probed: ClassVar[dict[str, str]] = {}
+    # device name -> (missing package?, reason); empty reason: the device runs here
+    _probed: ClassVar[dict[str, tuple[bool, str]]] = {}
 
     def __init__(
         self,
@@ -142,31 +143,41 @@ class LightningBackend:
         return f"{type(self).__name__}(dtype={self.dtype!r})"
 
     # -- availability and capabilities --------------------------------------------------------
-    def _unavailable_reason(self) -> str:
-        """Why this device cannot run here ('' when it can); probed once per process."""
+    def _availability(self) -> tuple[bool, str]:
+        """``(package missing, reason)``; the reason is empty when the device runs here.
+
+        Probed once per process and device: the CPU device only needs its package; the others
+        are started once on one wire, so a missing GPU or driver shows up here.
+        """
         cls = type(self)
         with cls._probe_lock:
             if self.device_name not in cls._probed:
                 cls._probed[self.device_name] = self._probe()
             return cls._probed[self.device_name]
 
-    def _probe(self) -> str:
+    def _unavailable_reason(self) -> str:
+        return self._availability()[1]
+
+    def _probe(self) -> tuple[bool, str]:
         if importlib.util.find_spec("pennylane") is None:
-            return "the 'pennylane' package is not installed (pip install pennylane)"
+            return True, "the 'pennylane' package is not installed (pip install pennylane)"
         devices = {ep.name for ep in importlib.metadata.entry_points(group="pennylane.plugins")}
         if self.device_name not in devices:
             need = " and an NVIDIA GPU with CUDA" if self.gpu else ""
-            return (
+            return True, (
                 f"the PennyLane device {self.device_name!r} is not installed: it comes with the "
                 f"{self.package} package (pip install {self.package}){need}"
             )
-        if not self.gpu and self.device_name == "lightning.qubit":
-            return ""  # the CPU device has no hardware requirement; skip importing PennyLane
+        if self.device_name == "lightning.qubit":
+            return False, ""  # no hardware requirement; spare the PennyLane import
         try:
             _pennylane().device(self.device_name, wires=1)
         except Exception as exc:  # a device that cannot start here: report why
-            return f"{self.package} is installed but {self.device_name!r} cannot start: {exc}"
-        return ""
+            return (
+                False,
+                f"{self.package} is installed but {self.device_name!r} cannot start: {exc}",
+            )
+        return False, ""
 
     @property
     def capabilities(self) -> Capabilities:
@@ -189,12 +200,11 @@ class LightningBackend:
         )
 
     def _require(self) -> None:
-        reason = self._unavailable_reason()
+        missing, reason = self._availability()
         if not reason:
             return
-        if "cannot start" in reason:
-            raise CapabilityError(f"Backend {self.name!r} cannot run here: {reason}.")
-        raise MissingDependencyError(f"Backend {self.name!r} cannot run here: {reason}.")
+        error = MissingDependencyError if missing else CapabilityError
+        raise error(f"Backend {self.name!r} cannot run here: {reason}.")
 
     # -- PennyLane plumbing -------------------------------------------------------------------
     def _device(self, n_qubits: int) -> Any:
