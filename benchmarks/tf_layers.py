@@ -103,6 +103,7 @@ def tfq_expectation(n: int) -> Pair:
 
 def tfq_pqc(n: int) -> Pair:
     import cirq
+    import numpy as np
     import tensorflow as tf
     import tensorflow_quantum as tfq
 
@@ -125,7 +126,7 @@ def tfq_pqc(n: int) -> Pair:
     pqc(inputs)
     order = [str(s) for s in pqc.symbols]
     wmap = dict(zip(ws, w0.ravel(), strict=True))
-    pqc.set_weights([[wmap[s] for s in order]])
+    pqc.set_weights([np.array([wmap[s] for s in order], dtype=np.float32)])
 
     @tf.function
     def fwd() -> Any:
