@@ -1,0 +1,132 @@
+"""Encodings of classical features: angle (any feature count) and amplitude.
+
+**Angle encoding** of ``F`` features on ``n`` qubits, in ``R = ceil(F / n)`` *rounds*. Feature
+``f`` goes to qubit ``f % n`` in round ``f // n``; round ``r`` rotates with ``RY`` when ``r`` is
+even and ``RZ`` when it is odd, by the angle ``x_f / R``, and rounds are applied in order. So
+``F <= n`` is the plain ``RY(x_i)`` on qubit ``i`` (qubits past ``F`` start in ``|0>``), and 64
+features on 8 qubits become ``RY RZ RY RZ RY RZ RY RZ`` on every qubit, each by an eighth of
+its feature: qubit ``i`` holds the features ``i, i + 8, i + 16, ...`` in one rotation that
+depends on all of them, and whose total angle stays within the range of a single feature (a
+full angle per feature would wind the qubit around many times and make the map hard to learn).
+Features are angles in radians; scale them to about ``[0, π]``.
+
+**Amplitude encoding** of ``F <= 2**n`` features: the features, padded with zeros to ``2**n``
+and divided by their Euclidean norm, are the amplitudes of the state (basis state ``k`` has
+amplitude ``x_k / |x|``, qubit 0 the most significant bit). An all-zero row becomes ``|0...0>``.
+
+>>> import torch
+>>> angle_encoding_gates(3, 2)
+(('RY', 0, 0, 0.5), ('RY', 1, 1, 0.5), ('RZ', 0, 2, 0.5))
+>>> amplitude_encode(torch.tensor([[3.0, 4.0]]), 1)
+tensor([[0.6000+0.j, 0.8000+0.j]])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qstore.core.errors import QStoreError
+from qstore.torch.engine import compute_dtypes
+
+__all__ = [
+    "AmplitudeEncoding",
+    "LayerConfigError",
+    "LayerInputError",
+    "amplitude_encode",
+    "angle_encoding_gates",
+    "check_n_qubits",
+]
+
+
+class LayerConfigError(QStoreError, ValueError):
+    """A quantum layer was configured with an invalid value (raised at construction)."""
+
+
+class LayerInputError(QStoreError, ValueError):
+    """A quantum layer received an input of the wrong shape, dtype or device."""
+
+
+def check_n_qubits(n_qubits: object, what: str = "n_qubits", limit: int = 30) -> int:
+    """Validate a qubit count (positive int, at most ``limit``)."""
+    if isinstance(n_qubits, bool) or not isinstance(n_qubits, int) or n_qubits < 1:
+        raise LayerConfigError(f"{what} must be a positive int, got {n_qubits!r}.")
+    if n_qubits > limit:
+        raise LayerConfigError(
+            f"{what}={n_qubits} is more than the {limit} qubits a state vector can hold here "
+            f"(2**{n_qubits} amplitudes per sample)."
+        )
+    return n_qubits
+
+
+def angle_encoding_gates(n_features: int, n_qubits: int) -> tuple[tuple[str, int, int, float], ...]:
+    """``(gate, qubit, feature, factor)`` for every feature, in application order: the gate
+    rotates qubit ``qubit`` by ``factor * x[feature]`` (see the module docstring)."""
+    rounds = -(-n_features // n_qubits)
+    return tuple(
+        ("RY" if (f // n_qubits) % 2 == 0 else "RZ", f % n_qubits, f, 1.0 / rounds)
+        for f in range(n_features)
+    )
+
+
+def amplitude_encode(x: torch.Tensor, n_qubits: int) -> torch.Tensor:
+    """States ``[*, 2**n_qubits]`` (complex) from features ``[*, F]`` with ``F <= 2**n_qubits``.
+
+    Differentiable; float64 features give complex128 states, others complex64.
+    """
+    dim = 1 << n_qubits
+    if x.is_complex():
+        raise LayerInputError(
+            "amplitude encoding takes real features; this input is already a complex state "
+            f"(dtype {x.dtype}). Feed it to QuantumLayer or ExpectationValue directly."
+        )
+    if x.dim() < 1 or x.shape[-1] < 1:
+        raise LayerInputError(
+            f"amplitude encoding needs features of shape [batch, F], got {list(x.shape)}."
+        )
+    width = x.shape[-1]
+    if width > dim:
+        raise LayerInputError(
+            f"{width} features do not fit in the {dim} amplitudes of {n_qubits} qubits; use "
+            f"n_qubits >= {max(1, (width - 1).bit_length())} or reduce the features first "
+            "(e.g. with a Linear layer)."
+        )
+    real, cplx = compute_dtypes(x.dtype)
+    x = x.to(real)
+    if width < dim:
+        x = nn.functional.pad(x, (0, dim - width))
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    ok = norm > 0
+    # where() on both branches: keep the unused branch finite so that its gradient is too
+    scaled = x / torch.where(ok, norm, torch.ones_like(norm))
+    ground = torch.zeros(dim, dtype=real, device=x.device)
+    ground[0] = 1.0
+    return torch.where(ok, scaled, ground).to(cplx)
+
+
+class AmplitudeEncoding(nn.Module):
+    """Features ``[batch, F]`` to quantum states ``[batch, 2**n_qubits]`` (complex).
+
+    Pads with zeros to ``2**n_qubits`` amplitudes and normalises (see the module docstring).
+    Its output is a *quantum state*: a following :class:`~qstore.torch.QuantumLayer` applies
+    its trainable circuit to it and returns a state, and
+    :class:`~qstore.torch.ExpectationValue` turns a state into expectations.
+
+    >>> import torch
+    >>> from qstore.torch import AmplitudeEncoding, ExpectationValue, QuantumLayer
+    >>> model = torch.nn.Sequential(
+    ...     AmplitudeEncoding(n_qubits=3), QuantumLayer(n_qubits=3, depth=2), ExpectationValue()
+    ... )
+    >>> model(torch.rand(4, 6)).shape
+    torch.Size([4, 3])
+    """
+
+    def __init__(self, n_qubits: int) -> None:
+        super().__init__()
+        self.n_qubits = check_n_qubits(n_qubits)
+
+    def extra_repr(self) -> str:
+        return f"n_qubits={self.n_qubits}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return amplitude_encode(x, self.n_qubits)
