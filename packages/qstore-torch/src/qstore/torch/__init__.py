@@ -11,6 +11,8 @@
 - :class:`CircuitLayer`: any ``qstore.core.UnifiedCircuit`` with named input and weight symbols.
 - :class:`AmplitudeEncoding` / :class:`ExpectationValue`: features to quantum states, and quantum
   states to expectations (quantum state in, quantum state out).
+- :class:`PyTorchDistributedTrainer` / :class:`DistributedConfig`: DistributedDataParallel
+  training under ``torchrun``.
 
 The default ``backend='torch'`` runs the core's engine on torch tensors (autograd, devices,
 ``torch.compile``); any other Q-Store backend runs through a custom autograd function.
@@ -19,6 +21,7 @@ The default ``backend='torch'`` runs the core's engine on torch tensors (autogra
 from __future__ import annotations
 
 from qstore.torch.autograd import BackendExpectation, BackendRun
+from qstore.torch.distributed import DistributedConfig, PyTorchDistributedTrainer
 from qstore.torch.encoding import (
     AmplitudeEncoding,
     LayerConfigError,
@@ -40,10 +43,12 @@ __all__ = [
     "BackendExpectation",
     "BackendRun",
     "CircuitLayer",
+    "DistributedConfig",
     "ExpectationValue",
     "LayerBindings",
     "LayerConfigError",
     "LayerInputError",
+    "PyTorchDistributedTrainer",
     "QuantumLayer",
     "__version__",
     "amplitude_encode",
