@@ -21,12 +21,15 @@ the quantum block's forward + gradient per batch timed alone, times the steps of
 
 from __future__ import annotations
 
+import cProfile
 import math
 import os
+import pstats
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -403,6 +406,31 @@ def _profile(model: Model, data: Data, epochs: int, fit_s: float, twin_s: float 
     return "\n".join(lines)
 
 
+def _python_profile(model: Model, data: Data, steps: int = 150, top: int = 12) -> str:
+    """The functions where a short fit (``steps`` batches, one epoch) spends its own time.
+
+    Python-level (cProfile): eager PyTorch shows its operators one by one; Keras' compiled
+    train step shows up as the TensorFlow call that runs the whole graph.
+    """
+    n = min(len(data.x_train), int(steps * BATCH / (1 - VALIDATION_SPLIT)))
+    small = Data(data.x_train[:n], data.y_train[:n], data.x_test[:BATCH], data.y_test[:BATCH])
+    prof = cProfile.Profile()
+    prof.runcall(model.fit, small, 1)
+    stats = pstats.Stats(prof)
+    total = max(float(getattr(stats, "total_tt", 0.0)), 1e-9)
+    rows = []
+    for (path, line, func), (_, ncalls, tottime, cumtime, _) in getattr(stats, "stats", {}).items():
+        where = "/".join(Path(path).parts[-2:]) if path != "~" else "builtin"
+        rows.append((tottime, cumtime, ncalls, f"{where}:{line}({func})"))
+    rows.sort(reverse=True)
+    lines = [f"Python profile of a {n}-sample, 1-epoch fit ({total:.2f} s), by own time:"]
+    lines += [
+        f"  {tt:7.3f} s {100 * tt / total:5.1f} %  {calls:>8d} calls  {name}"
+        for tt, _, calls, name in rows[:top]
+    ]
+    return "\n".join(lines)
+
+
 def _times(fn: Callable[[], object], reps: int) -> list[float]:
     fn()
     out = []
@@ -492,6 +520,7 @@ def run(options: Options, run: Run, log: Log) -> None:
         if model.quantum_step is not None:
             try:
                 text = _profile(model, data, epochs, timing.median_s, twins.get(model.group))
+                text += "\n" + _python_profile(model, data)
             except Exception as exc:  # the profile is extra information: note and go on
                 text = f"profile failed: {type(exc).__name__}: {exc}"
             run.profiles[f"{model.group} {model.name}"] = text
