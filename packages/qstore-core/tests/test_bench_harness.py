@@ -184,3 +184,32 @@ def test_tiny_rw_run_writes_json_and_report(
     assert "qstore local complex128" in report
     assert main(["bench", "report", str(tmp_path)]) == 0
     assert "report.md" in capsys.readouterr().out
+
+
+def test_fashion_table_compares_with_the_classical_twin_and_tfq() -> None:
+    def fit(contender: str, seconds: float, kind: str) -> Result:
+        return Result(
+            "fashion-mnist", contender, "fit time", seconds, "s", group="keras", kind=kind,
+            higher_is_better=False, threads=2,
+        )  # fmt: skip
+
+    run = Run("fashion-mnist", env="bench", threads=2)
+    for r in (
+        fit("quantum", 12.0, "qstore"),
+        fit("twin", 6.0, "baseline"),
+        fit("tfq", 72.0, "peer"),
+    ):
+        run.add(r)
+    run.add(Result("fashion-mnist", "quantum", "test accuracy", 0.851, "fraction", group="keras"))
+    run.note("skipped keras tfq: not available here (No module named 'tensorflow_quantum')")
+    doc = {**run.as_dict(), "results": run.results}
+    text = render_markdown([doc])
+    assert "| keras | quantum | 12.0 | 85.1 % | 2.0× | 6.0× |" in text
+    assert "skipped keras tfq" not in text  # measured in another file: the note is stale
+
+
+def test_circuits_table_compares_with_the_seed() -> None:
+    run = Run("circuits", env="bench", threads=1)
+    run.add(Result("circuits", "ours", "circuits/s", 5700.0, "circuits/s", n=8, group="batch"))
+    text = render_markdown([{**run.as_dict(), "results": run.results}])
+    assert "| batch | ours | 5,700 | - | 10,000× |" in text
