@@ -92,36 +92,41 @@ def test_outputs_equal_local_backend_and_cirq(
     np.testing.assert_allclose(out, ref, atol=1e-12)
 
 
+def _ops(circuit: qc.UnifiedCircuit) -> list[tuple[str, tuple[int, ...], str]]:
+    return [(op.gate, op.qubits, str(op.params[0]) if op.params else "") for op in circuit]
+
+
 def test_circuit_follows_the_documented_template() -> None:
-    layer = QuantumLayer(3, depth=1, entanglement="circular")
-    ops = [(op.gate, op.qubits, str(op.params[0]) if op.params else "") for op in layer.circuit(7)]
-    # 7 features on 3 qubits: rounds RY, RZ, RY (the last one partial), each angle x / 3
-    assert ops[:7] == [
-        ("RY", (0,), "0.3333333333333333*x_0"),
-        ("RY", (1,), "0.3333333333333333*x_1"),
-        ("RY", (2,), "0.3333333333333333*x_2"),
-        ("RZ", (0,), "0.3333333333333333*x_3"),
-        ("RZ", (1,), "0.3333333333333333*x_4"),
-        ("RZ", (2,), "0.3333333333333333*x_5"),
-        ("RY", (0,), "0.3333333333333333*x_6"),
-    ]
-    assert ops[7:13] == [
-        ("RY", (0,), "w_0_0_0"),
-        ("RZ", (0,), "w_0_0_1"),
-        ("RY", (1,), "w_0_1_0"),
-        ("RZ", (1,), "w_0_1_1"),
-        ("RY", (2,), "w_0_2_0"),
-        ("RZ", (2,), "w_0_2_1"),
-    ]
-    assert [op[:2] for op in ops[13:]] == [("CNOT", (0, 1)), ("CNOT", (1, 2)), ("CNOT", (2, 0))]
+    layer = QuantumLayer(3, depth=2, entanglement="circular")
+    cnots = [("CNOT", (0, 1), ""), ("CNOT", (1, 2), ""), ("CNOT", (2, 0), "")]
+    # 7 features on 3 qubits, 2 layers: chunks 0 and 1 (RY, then RZ) before layer 0, chunk 2
+    # (only feature 6, on qubit 0) before layer 1
+    expected = [
+        ("RY", (0,), "x_0"), ("RY", (1,), "x_1"), ("RY", (2,), "x_2"),
+        ("RZ", (0,), "x_3"), ("RZ", (1,), "x_4"), ("RZ", (2,), "x_5"),
+        *[g for q in range(3) for g in [("RY", (q,), f"w_0_{q}_0"), ("RZ", (q,), f"w_0_{q}_1")]],
+        *cnots,
+        ("RY", (0,), "x_6"),
+        *[g for q in range(3) for g in [("RY", (q,), f"w_1_{q}_0"), ("RZ", (q,), f"w_1_{q}_1")]],
+        *cnots,
+    ]  # fmt: skip
+    assert _ops(layer.circuit(7)) == expected
     full = QuantumLayer(4, depth=1, entanglement="full").circuit(4)
     assert [op.qubits for op in full if op.gate == "CNOT"] == [
         (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)
     ]  # fmt: skip
-    # F <= n: exactly RY(x_i) on qubit i (the reference workload's encoding)
-    assert [str(op) for op in QuantumLayer(3, depth=0).circuit(2)] == [
-        str(op) for op in qc.UnifiedCircuit(3).add_gate("RY", 0, "x_0").add_gate("RY", 1, "x_1")
-    ]
+    # F <= n: RY(x_i) on qubit i, then the trainable layer (the reference workload's layout)
+    assert _ops(QuantumLayer(3, depth=1).circuit(2))[:3] == [
+        ("RY", (0,), "x_0"), ("RY", (1,), "x_1"), ("RY", (0,), "w_0_0_0")
+    ]  # fmt: skip
+    # reupload: all chunks before every layer
+    re_ops = _ops(QuantumLayer(2, depth=2, encoding="reupload").circuit(3))
+    assert [op for op in re_ops if op[2].startswith("x")] == [
+        ("RY", (0,), "x_0_0"), ("RY", (1,), "x_0_1"), ("RZ", (0,), "x_0_2"),
+        ("RY", (0,), "x_1_0"), ("RY", (1,), "x_1_1"), ("RZ", (0,), "x_1_2"),
+    ]  # fmt: skip
+    # the state-input circuit is the trainable part alone
+    assert [op for op in _ops(layer.circuit()) if op[2].startswith("x")] == []
 
 
 def test_weights_shape_and_initialisation_are_seeded() -> None:
@@ -297,7 +302,7 @@ def test_circuit_layer_without_inputs() -> None:
     ("kwargs", "match"),
     [
         ({"n_qubits": 0}, "n_qubits must be a positive int, got 0"),
-        ({"n_qubits": 3, "depth": -1}, "depth must be a non-negative int, got -1"),
+        ({"n_qubits": 3, "depth": 0}, "depth must be a positive int, got 0"),
         ({"n_qubits": 3, "entanglement": "ring"}, "entanglement must be one of .* got 'ring'"),
         ({"n_qubits": 3, "encoding": "basis"}, "encoding must be one of .* got 'basis'"),
         (

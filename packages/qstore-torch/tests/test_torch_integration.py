@@ -84,6 +84,17 @@ def test_to_dtype_and_device() -> None:
     torch.testing.assert_close(model(x), out32)
 
 
+def test_autocast_keeps_the_simulation_in_full_precision() -> None:
+    torch.manual_seed(8)
+    model = nn.Sequential(AmplitudeEncoding(3), QuantumLayer(3, depth=2), ExpectationValue())
+    x = torch.rand(4, 8)
+    reference = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, reference)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_cuda_like_on_cpu() -> None:
     torch.manual_seed(4)

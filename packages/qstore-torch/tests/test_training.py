@@ -17,11 +17,12 @@ sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
 @pytest.mark.slow
 def test_hybrid_model_learns_digits_three_versus_eight() -> None:
-    """64 pixels straight into 8 qubits (angle encoding, 8 rounds per qubit), a Linear head;
-    Adam for 10 epochs. Reaches 89 % held-out accuracy here; chance is about 50 %."""
+    """64 pixels (as angles in [0, π/2]) straight into 8 qubits: the angle encoding uploads them
+    in 8 chunks over 3 trainable layers; a Linear head; Adam for 10 epochs. Reaches 96-98 %
+    held-out accuracy here (over seeds); chance is about 50 %."""
     x_all, y_all = sklearn_datasets.load_digits(return_X_y=True)
     keep = (y_all == 3) | (y_all == 8)
-    x = torch.tensor(x_all[keep] / 16.0 * math.pi, dtype=torch.float32)
+    x = torch.tensor(x_all[keep] / 16.0 * (math.pi / 2), dtype=torch.float32)
     y = torch.tensor((y_all[keep] == 8).astype(np.int64))
     torch.manual_seed(0)
     order = torch.randperm(len(y))
@@ -39,5 +40,5 @@ def test_hybrid_model_learns_digits_three_versus_eight() -> None:
     seconds = time.perf_counter() - start
     with torch.no_grad():
         accuracy = (model(x[n_train:]).argmax(dim=1) == y[n_train:]).float().mean().item()
-    assert accuracy >= 0.8, accuracy
+    assert accuracy >= 0.9, accuracy
     assert seconds < 120, seconds  # 1-5 s on one core; generous for loaded CI machines

@@ -33,7 +33,6 @@ from qstore.torch.layers import (
     ExpectationValue,
     LayerBindings,
     QuantumLayer,
-    entangling_pairs,
 )
 
 __version__ = "4.0.0a1"
@@ -52,5 +51,4 @@ __all__ = [
     "QuantumLayer",
     "__version__",
     "amplitude_encode",
-    "entangling_pairs",
 ]

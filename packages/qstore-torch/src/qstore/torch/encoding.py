@@ -1,22 +1,15 @@
-"""Encodings of classical features: angle (any feature count) and amplitude.
+"""Amplitude encoding of classical features, and the errors of the torch layers.
 
-**Angle encoding** of ``F`` features on ``n`` qubits, in ``R = ceil(F / n)`` *rounds*. Feature
-``f`` goes to qubit ``f % n`` in round ``f // n``; round ``r`` rotates with ``RY`` when ``r`` is
-even and ``RZ`` when it is odd, by the angle ``x_f / R``, and rounds are applied in order. So
-``F <= n`` is the plain ``RY(x_i)`` on qubit ``i`` (qubits past ``F`` start in ``|0>``), and 64
-features on 8 qubits become ``RY RZ RY RZ RY RZ RY RZ`` on every qubit, each by an eighth of
-its feature: qubit ``i`` holds the features ``i, i + 8, i + 16, ...`` in one rotation that
-depends on all of them, and whose total angle stays within the range of a single feature (a
-full angle per feature would wind the qubit around many times and make the map hard to learn).
-Features are angles in radians; scale them to about ``[0, π]``.
+The *angle* encoding of ``QuantumLayer`` is the framework layers' shared circuit template,
+documented in :mod:`qstore.core.templates`: feature ``j`` rotates qubit ``j % n_qubits``, and
+chunks of ``n_qubits`` features are uploaded between the trainable layers (``RY``, then ``RZ``
+for a second chunk before the same layer, ...), so any number of features works.
 
 **Amplitude encoding** of ``F <= 2**n`` features: the features, padded with zeros to ``2**n``
 and divided by their Euclidean norm, are the amplitudes of the state (basis state ``k`` has
 amplitude ``x_k / |x|``, qubit 0 the most significant bit). An all-zero row becomes ``|0...0>``.
 
 >>> import torch
->>> angle_encoding_gates(3, 2)
-(('RY', 0, 0, 0.5), ('RY', 1, 1, 0.5), ('RZ', 0, 2, 0.5))
 >>> amplitude_encode(torch.tensor([[3.0, 4.0]]), 1)
 tensor([[0.6000+0.j, 0.8000+0.j]])
 """
@@ -34,7 +27,6 @@ __all__ = [
     "LayerConfigError",
     "LayerInputError",
     "amplitude_encode",
-    "angle_encoding_gates",
     "check_n_qubits",
 ]
 
@@ -57,16 +49,6 @@ def check_n_qubits(n_qubits: object, what: str = "n_qubits", limit: int = 30) ->
             f"(2**{n_qubits} amplitudes per sample)."
         )
     return n_qubits
-
-
-def angle_encoding_gates(n_features: int, n_qubits: int) -> tuple[tuple[str, int, int, float], ...]:
-    """``(gate, qubit, feature, factor)`` for every feature, in application order: the gate
-    rotates qubit ``qubit`` by ``factor * x[feature]`` (see the module docstring)."""
-    rounds = -(-n_features // n_qubits)
-    return tuple(
-        ("RY" if (f // n_qubits) % 2 == 0 else "RZ", f % n_qubits, f, 1.0 / rounds)
-        for f in range(n_features)
-    )
 
 
 def amplitude_encode(x: torch.Tensor, n_qubits: int) -> torch.Tensor:

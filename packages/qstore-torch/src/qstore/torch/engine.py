@@ -147,6 +147,11 @@ def compute_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, torch.dtype]:
     return torch.float32, torch.complex64
 
 
+def _full_precision(values: torch.Tensor) -> torch.autocast:
+    """Autocast off: half-precision gate angles and probabilities would cost whole digits."""
+    return torch.autocast(device_type=values.device.type, enabled=False)
+
+
 def expectations(
     prog: Program, values: torch.Tensor, initial_state: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -156,7 +161,8 @@ def expectations(
     dtype picks the simulation precision. ``initial_state [B, 2**n]`` replaces ``|0...0>``.
     """
     ops = torch_ops(values.device, compute_dtypes(values.dtype)[1])
-    out: torch.Tensor = generic.forward(ops, prog, values, initial_state=initial_state)
+    with _full_precision(values):
+        out: torch.Tensor = generic.forward(ops, prog, values, initial_state=initial_state)
     return out
 
 
@@ -165,5 +171,6 @@ def final_state(
 ) -> torch.Tensor:
     """Final state vectors ``[B, 2**n]`` of ``prog`` (qubit 0 the most significant bit)."""
     ops = torch_ops(values.device, compute_dtypes(values.dtype)[1])
-    out: torch.Tensor = generic.run(ops, prog, values, initial_state=initial_state)
+    with _full_precision(values):
+        out: torch.Tensor = generic.run(ops, prog, values, initial_state=initial_state)
     return out

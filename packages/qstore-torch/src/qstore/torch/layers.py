@@ -27,19 +27,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from qstore.core import templates
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine import generic
 from qstore.core.engine.program import Program, compile_program
 from qstore.core.errors import QStoreError
 from qstore.core.observables import PauliSum, as_observables
-from qstore.core.parameters import Parameter
 from qstore.torch import engine
 from qstore.torch.autograd import GRADIENT_METHODS, BackendExpectation, BackendRun, resolve_backend
 from qstore.torch.encoding import (
     LayerConfigError,
     LayerInputError,
     amplitude_encode,
-    angle_encoding_gates,
     check_n_qubits,
 )
 
@@ -50,33 +49,11 @@ __all__ = [
     "ExpectationValue",
     "LayerBindings",
     "QuantumLayer",
-    "entangling_pairs",
 ]
 
-ENTANGLEMENTS = ("linear", "circular", "full")
+ENTANGLEMENTS = templates.ENTANGLEMENTS
 ENCODINGS = ("angle", "reupload", "amplitude")
 TORCH_BACKEND = "torch"
-
-
-def entangling_pairs(n_qubits: int, entanglement: str) -> tuple[tuple[int, int], ...]:
-    """``(control, target)`` CNOT pairs, in order.
-
-    ``'linear'``: ``(0,1), (1,2), ..., (n-2,n-1)``; ``'circular'``: linear plus ``(n-1, 0)``
-    (for ``n > 2``); ``'full'``: every ``(i, j)`` with ``i < j``, in lexicographic order.
-
-    >>> entangling_pairs(3, "circular")
-    ((0, 1), (1, 2), (2, 0))
-    """
-    linear = tuple((i, i + 1) for i in range(n_qubits - 1))
-    if entanglement == "linear":
-        return linear
-    if entanglement == "circular":
-        return linear + (((n_qubits - 1, 0),) if n_qubits > 2 else ())
-    if entanglement == "full":
-        return tuple((i, j) for i in range(n_qubits) for j in range(i + 1, n_qubits))
-    raise LayerConfigError(
-        f"entanglement must be one of {list(ENTANGLEMENTS)}, got {entanglement!r}."
-    )
 
 
 @dataclass(frozen=True)
@@ -307,20 +284,26 @@ def _state_width(x: torch.Tensor, n_qubits: int | None, what: str) -> int:
 class QuantumLayer(_QuantumModule):
     """A trainable quantum circuit as an ``nn.Module``: ``[batch, features] -> [batch, n_obs]``.
 
-    Circuit: the encoding of the input features, then ``depth`` layers of trainable
-    ``RY(w[l, q, 0])`` and ``RZ(w[l, q, 1])`` on every qubit followed by the entangling CNOTs;
-    the output is the expectation of each observable (``⟨Z_i⟩`` per qubit by default).
+    Circuit (the framework layers' shared template, :func:`qstore.core.templates.layer_circuit`,
+    so the Keras ``QuantumLayer`` builds the same one): ``depth`` layers of trainable
+    ``RY(w[l, q, 0])`` and ``RZ(w[l, q, 1])`` on every qubit followed by entangling CNOTs, with the
+    encoded features before them; the output is the expectation of each observable (``⟨Z_i⟩``
+    per qubit by default).
 
     Args:
         n_qubits: qubits of the circuit.
-        depth: trainable layers.
+        depth: trainable layers (at least 1).
         backend: ``'torch'`` (native engine, torch autograd, any device), a backend name from
             :func:`qstore.core.backends.available` or a backend object.
-        entanglement: ``'linear'``, ``'circular'`` or ``'full'`` (see :func:`entangling_pairs`).
-        encoding: ``'angle'``: features as rotation angles, any number of them (see
-            :mod:`qstore.torch.encoding`); ``'reupload'``: the angle encoding again before every
-            trainable layer, each time scaled by trainable ``input_scaling[l, q]`` (initialised to
-            1); ``'amplitude'``: features as amplitudes (``F <= 2**n_qubits``, ``'torch'`` only).
+        entanglement: ``'linear'`` (``(0,1), (1,2), ..., (n-2,n-1)``), ``'circular'`` (the same
+            and ``(n-1, 0)`` for ``n > 2``) or ``'full'`` (every ``(i, j)``, ``i < j``).
+        encoding: ``'angle'``: feature ``j`` is a rotation angle on qubit ``j % n_qubits``; any
+            number of features, in chunks of ``n_qubits`` spread over the trainable layers
+            (:mod:`qstore.core.templates`). ``'reupload'``: every chunk again before every
+            trainable layer, the angle on qubit ``q`` before layer ``l`` scaled by the trainable
+            ``input_scaling[l, q]`` (initialised to 1). ``'amplitude'``: features as amplitudes
+            (``F <= 2**n_qubits``, see :class:`~qstore.torch.AmplitudeEncoding`; ``'torch'``
+            backend only).
         observables: ``None`` (``Z`` on every qubit), or a list of Q-Store, Cirq or Qiskit
             observables (``[cirq.Z] * n`` means ``Z`` on qubit ``i`` for entry ``i``).
         gradient_method: for external backends: ``'auto'`` (the backend's adjoint VJP if it has
@@ -360,8 +343,8 @@ class QuantumLayer(_QuantumModule):
         backend_options: Mapping[str, Any] | None = None,
     ) -> None:
         n_qubits = check_n_qubits(n_qubits)
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise LayerConfigError(f"depth must be a non-negative int, got {depth!r}.")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise LayerConfigError(f"depth must be a positive int, got {depth!r}.")
         if entanglement not in ENTANGLEMENTS:
             raise LayerConfigError(
                 f"entanglement must be one of {list(ENTANGLEMENTS)}, got {entanglement!r}."
@@ -379,7 +362,6 @@ class QuantumLayer(_QuantumModule):
         self.depth = depth
         self.entanglement = entanglement
         self.encoding = encoding
-        self._pairs = entangling_pairs(n_qubits, entanglement)
         try:
             self.observables: tuple[PauliSum, ...] = tuple(as_observables(observables, n_qubits))
         except QStoreError as exc:
@@ -412,41 +394,37 @@ class QuantumLayer(_QuantumModule):
     # -- the circuit ------------------------------------------------------------------------
     def weight_names(self) -> tuple[str, ...]:
         """Symbols of ``weights.reshape(-1)``: ``w_{layer}_{qubit}_{0: RY, 1: RZ}``."""
-        return tuple(
-            f"w_{layer}_{q}_{k}"
-            for layer in range(self.depth)
-            for q in range(self.n_qubits)
-            for k in range(2)
-        )
+        return tuple(templates.weight_names(self.n_qubits, self.depth))
 
     def circuit(self, n_features: int | None = None) -> UnifiedCircuit:
         """The circuit this layer runs for ``n_features`` input features.
 
         ``None`` (or amplitude encoding) gives the trainable part only, which is what runs on a
-        state input. Input symbols are ``x_{f}`` (angle) or ``x_{layer}_{f}`` (reupload: the
-        feature times its input scaling), entering gates as ``x / R`` for ``R`` encoding rounds
-        (see :mod:`qstore.torch.encoding`); weights are ``w_{layer}_{qubit}_{k}``.
+        state input. Input symbols are ``x_{j}`` (angle) or ``x_{layer}_{j}`` (reupload: feature
+        ``j`` times its input scaling before that layer); weights are ``w_{layer}_{qubit}_{k}``.
         """
         return self._build(n_features)[0]
 
     def _build(self, n_features: int | None) -> tuple[UnifiedCircuit, list[str]]:
-        n = self.n_qubits
-        c = UnifiedCircuit(n, name="qstore.torch.QuantumLayer")
-        names: list[str] = []
-        enc = () if n_features is None else angle_encoding_gates(n_features, n)
+        n, depth, ent = self.n_qubits, self.depth, self.entanglement
+        if n_features is None or self.encoding == "amplitude":
+            return templates.layer_circuit(n, depth, ent, "none")[0], []
         if self.encoding == "angle":
-            for gate, q, f, factor in enc:
-                c.add_gate(gate, q, factor * Parameter(f"x_{f}"))
-                names.append(f"x_{f}")
-        for layer in range(self.depth):
-            if self.encoding == "reupload":
-                for gate, q, f, factor in enc:
-                    c.add_gate(gate, q, factor * Parameter(f"x_{layer}_{f}"))
-                    names.append(f"x_{layer}_{f}")
+            c, names, _ = templates.layer_circuit(n, depth, ent, "angle", n_features)
+            return c, names
+        # reupload: the template's trainable layers, each after all chunks of the features
+        c = UnifiedCircuit(n, name=f"quantum_layer_{n}x{depth}_{ent}_reupload")
+        names = []
+        pairs = templates.entangling_pairs(n, ent)
+        for layer in range(depth):
+            for j in range(n_features):
+                gate = ("RY", "RZ")[(j // n) % 2]
+                c.add_gate(gate, j % n, f"x_{layer}_{j}")
+                names.append(f"x_{layer}_{j}")
             for q in range(n):
                 c.add_gate("RY", q, f"w_{layer}_{q}_0")
                 c.add_gate("RZ", q, f"w_{layer}_{q}_1")
-            for a, b in self._pairs:
+            for a, b in pairs:
                 c.add_gate("CNOT", [a, b])
         return c, names
 
