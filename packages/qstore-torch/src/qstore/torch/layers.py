@@ -101,14 +101,17 @@ class _Template:
 
     def program(self, with_observables: bool) -> Program:
         prog = self._programs.get(with_observables)
-        if prog is None:
-            prog = _compile(
-                self.circuit,
-                self.input_names,
-                self.weight_names,
-                self.observables if with_observables else None,
-            )
-            self._programs[with_observables] = prog
+        return prog if prog is not None else self._add_program(with_observables)
+
+    @torch.compiler.disable  # type: ignore[untyped-decorator]
+    def _add_program(self, with_observables: bool) -> Program:
+        prog = _compile(
+            self.circuit,
+            self.input_names,
+            self.weight_names,
+            self.observables if with_observables else None,
+        )
+        self._programs[with_observables] = prog
         return prog
 
     def run(self, backend: Any, gradient_method: str, shots: int | None) -> BackendRun:
