@@ -1,0 +1,224 @@
+"""Reference workload (RW) through PyTorch layers: ``qstore.torch.QuantumLayer`` next to
+PennyLane's ``qml.qnn.TorchLayer``, same run.
+
+RW (see PERF.md): n qubits, batch 32, features x ~ U[0, π] of shape [32, n], RY(x_i) encoding,
+4 layers of RY and RZ on every qubit then a CNOT chain, <Z_i> on every qubit, loss = sum of
+outputs. ``QuantumLayer(n, depth=4)`` with n features is exactly this circuit. Figures are
+samples/s = 32 / median seconds of one batch (>= ``--reps`` timed repetitions after a warm-up),
+for the forward pass (``torch.no_grad``) and for forward + ``loss.backward()`` (gradient with
+respect to the weights), each through the ``nn.Module``.
+
+Contenders: Q-Store ``backend='torch'`` (float32 and float64), Q-Store ``backend='local'``
+(the NumPy engine behind the autograd Function, adjoint VJP); PennyLane ``TorchLayer`` on
+``lightning.qubit`` with adjoint differentiation (with and without ``device_vjp``) and on
+``default.qubit`` with torch backprop, both broadcasting over the batch.
+
+Run (bench environment): ``OMP_NUM_THREADS=1 hatch run bench:python benchmarks/torch_layers.py``
+``--profile`` also prints where Q-Store's torch step spends its time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from rw import BATCH, LAYERS, data, median_seconds
+
+Pair = tuple[Callable[[], object], Callable[[], object]]
+
+
+def _steps(layer: Any, x: Any) -> Pair:
+    import torch
+
+    def fwd() -> object:
+        with torch.no_grad():
+            return layer(x).sum()
+
+    def fwd_grad() -> object:
+        layer.zero_grad(set_to_none=True)
+        loss = layer(x).sum()
+        loss.backward()
+        return loss
+
+    return fwd, fwd_grad
+
+
+def qstore_layer(n: int, backend: str, double: bool) -> Pair:
+    import torch
+
+    from qstore.torch import QuantumLayer
+
+    x0, w0 = data(n)
+    layer = QuantumLayer(n_qubits=n, depth=LAYERS, backend=backend)
+    dtype = torch.float64 if double else torch.float32
+    layer = layer.to(dtype)
+    with torch.no_grad():
+        layer.weights.copy_(torch.as_tensor(w0))
+    return _steps(layer, torch.as_tensor(x0, dtype=dtype))
+
+
+def _rw_qnode(n: int, device: str, **qnode_options: Any) -> Any:
+    import pennylane as qml
+
+    dev = qml.device(device, wires=n)
+
+    @qml.qnode(dev, interface="torch", **qnode_options)
+    def circuit(inputs: Any, weights: Any) -> Any:
+        for i in range(n):
+            qml.RY(inputs[..., i], wires=i)
+        for layer in range(LAYERS):
+            for i in range(n):
+                qml.RY(weights[layer, i, 0], wires=i)
+                qml.RZ(weights[layer, i, 1], wires=i)
+            for i in range(n - 1):
+                qml.CNOT(wires=[i, i + 1])
+        return [qml.expval(qml.PauliZ(i)) for i in range(n)]
+
+    return circuit
+
+
+def pennylane_layer(n: int, device: str, diff_method: str, device_vjp: bool = False) -> Pair:
+    import pennylane as qml
+    import torch
+
+    options: dict[str, Any] = {"diff_method": diff_method}
+    if device_vjp:
+        options["device_vjp"] = True
+    x0, w0 = data(n)
+    layer = qml.qnn.TorchLayer(_rw_qnode(n, device, **options), {"weights": (LAYERS, n, 2)})
+    layer = layer.double()
+    with torch.no_grad():
+        layer.weights.copy_(torch.as_tensor(w0))
+    return _steps(layer, torch.as_tensor(x0))
+
+
+def check_agreement(n: int) -> float:
+    """Largest difference between Q-Store's and PennyLane's outputs (same weights, inputs)."""
+    import torch
+
+    from qstore.torch import QuantumLayer
+
+    x0, w0 = data(n)
+    ours = QuantumLayer(n_qubits=n, depth=LAYERS).double()
+    with torch.no_grad():
+        ours.weights.copy_(torch.as_tensor(w0))
+        a = ours(torch.as_tensor(x0))
+    circuit = _rw_qnode(n, "default.qubit")
+    b = torch.stack(circuit(torch.as_tensor(x0), torch.as_tensor(w0)), dim=-1)
+    return float((a - b).abs().max())
+
+
+def profile(n: int) -> None:
+    """Top operators of Q-Store's torch forward + backward (what the time is spent on)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    _, step = qstore_layer(n, "torch", double=False)
+    for _ in range(3):
+        step()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(10):
+            step()
+    print(f"\nProfile, n={n}, 10 steps of forward + backward (backend='torch', float32):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--qubits", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--budget", type=float, default=20.0, help="max seconds per measurement")
+    ap.add_argument("--out", help="write JSON results here")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    contenders: list[tuple[str, Callable[[int], Pair]]] = [
+        ("qstore torch float32", lambda n: qstore_layer(n, "torch", False)),
+        ("qstore torch float64", lambda n: qstore_layer(n, "torch", True)),
+        ("qstore local (autograd.Function, adjoint)", lambda n: qstore_layer(n, "local", False)),
+    ]
+    if not args.no_peers:
+        contenders += [
+            (
+                "pennylane TorchLayer lightning.qubit adjoint",
+                lambda n: pennylane_layer(n, "lightning.qubit", "adjoint"),
+            ),
+            (
+                "pennylane TorchLayer lightning.qubit adjoint device_vjp",
+                lambda n: pennylane_layer(n, "lightning.qubit", "adjoint", True),
+            ),
+            (
+                "pennylane TorchLayer default.qubit backprop",
+                lambda n: pennylane_layer(n, "default.qubit", "backprop"),
+            ),
+        ]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
+    results: list[dict[str, Any]] = []
+    for n in args.qubits:
+        if not args.no_peers:
+            print(f"n={n:2d} max |qstore - pennylane| = {check_agreement(n):.2e}", flush=True)
+        for name, make in contenders:
+            try:
+                fwd, fg = make(n)
+            except ImportError as exc:
+                print(f"  skip {name}: {exc}", file=sys.stderr)
+                continue
+            tf = median_seconds(fwd, args.reps, args.budget)
+            tg = median_seconds(fg, args.reps, args.budget)
+            row = {"n": n, "name": name, "fwd": BATCH / tf, "fwd_grad": BATCH / tg}
+            results.append(row)
+            print(
+                f"n={n:2d} {name:56s} fwd {row['fwd']:10.1f}  "
+                f"fwd+grad {row['fwd_grad']:10.1f} samples/s",
+                flush=True,
+            )
+    print()
+    print(
+        "| n | contender | forward (samples/s) | forward + gradient (samples/s) "
+        "| fwd vs best peer | fwd+grad vs best peer |"
+    )
+    print("|---|---|---|---|---|---|")
+    for n in args.qubits:
+        rows = [r for r in results if r["n"] == n]
+        peers = [r for r in rows if r["name"].startswith("pennylane")]
+        best_f = max((r["fwd"] for r in peers), default=None)
+        best_g = max((r["fwd_grad"] for r in peers), default=None)
+        for r in rows:
+            rf = f"{r['fwd'] / best_f:.1f}x" if best_f else "-"
+            rg = f"{r['fwd_grad'] / best_g:.1f}x" if best_g else "-"
+            print(f"| {n} | {r['name']} | {r['fwd']:.1f} | {r['fwd_grad']:.1f} | {rf} | {rg} |")
+    if args.profile:
+        for n in args.qubits:
+            profile(n)
+    meta = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "threads": {
+            k: os.environ.get(k)
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        },
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"meta": meta, "results": results}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
