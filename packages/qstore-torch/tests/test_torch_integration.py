@@ -142,6 +142,7 @@ def test_torch_func_grad_and_per_sample_gradients_with_vmap() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
 def test_torch_compile_runs_and_matches_eager() -> None:
     torch.manual_seed(7)
     eager_layer = QuantumLayer(3, depth=1, entanglement="circular")
