@@ -314,7 +314,8 @@ def render_markdown(
         for run in runs:
             if run.get("suite") == suite:
                 for name, text in run.get("profiles", {}).items():
-                    lines += ["", f"Where the time goes, {name} ({run.get('env')}):", ""]
+                    where = f"{run.get('env')} env, {run.get('threads')} thread(s)"
+                    lines += ["", f"Where the time goes, {name} ({where}):", ""]
                     lines += ["```", str(text).rstrip(), "```"]
     lines += ["", *_runs_section(runs), ""]
     return "\n".join(lines)
