@@ -116,7 +116,7 @@ def test_markdown_table_shows_figures_ratios_and_notes() -> None:
     text = render_markdown([doc])
     assert "| n | contender | forward (samples/s)" in text
     assert "| 8 | qstore local | 3,200 | - | 4.0× (pennylane) |  |" in text
-    assert "- skipped tfq: not installed" in text
+    assert "- skipped tfq: not installed [2 threads]" in text
     assert "## Runs" in text
 
 

@@ -253,7 +253,8 @@ def _live_notes(
             name = note.removeprefix("skipped ").split(": not available", 1)[0]
             if "not available" in note and name in measured:
                 continue
-            out.add(note)
+            threads = run.get("threads")
+            out.add(f"{note} [{threads} thread{'s' if threads != 1 else ''}]")
     return sorted(out)
 
 
@@ -300,7 +301,11 @@ def render_markdown(
     )
     if any(bool(run.get("options", {}).get("quick")) for run in runs):
         lines += ["", "**Quick run** (`--quick`): fewer qubits, repetitions and samples."]
-    suites = sorted({r.suite for r in results}, key=lambda s: (s not in SUITE_TITLES, s))
+    order = list(SUITE_TITLES)
+    suites = sorted(
+        {r.suite for r in results},
+        key=lambda s: (order.index(s) if s in order else len(order), s),
+    )
     builders = {"rw": _rw_tables, "circuits": _circuits_tables, "fashion-mnist": _fashion_tables}
     for suite in suites:
         rs = [r for r in results if r.suite == suite]
