@@ -85,10 +85,6 @@ def test_calibration_is_cached_on_disk(cache_dir: Path, calibrations: list[str])
     assert (name, version, n, host) == ("local", qc.__version__, "6", selection.host_fingerprint())
 
 
-@pytest.mark.xfail(
-    reason="calibration counting assumes only the local backend is installed; qsim/lightning plugins change it",
-    strict=False,
-)
 def test_new_backend_version_invalidates_its_timings(
     cache_dir: Path, calibrations: list[str]
 ) -> None:
@@ -96,21 +92,19 @@ def test_new_backend_version_invalidates_its_timings(
     path = cache_dir / "calibration.json"
     old = path.read_text().replace(f"|{qc.__version__}|", "|3.9.0|")
     path.write_text(old.replace(f'"version": "{qc.__version__}"', '"version": "3.9.0"'))
-    n_runs = len(calibrations)
+    n_runs = calibrations.count("local")
     SimulationBackendManager.auto_select(5)
-    assert len(calibrations) == n_runs + 1
+    assert calibrations.count("local") == n_runs + 1  # other installed simulators may re-run too
     assert "3.9.0" not in path.read_text()  # the stale entry is gone, not just shadowed
 
 
-@pytest.mark.xfail(
-    reason="calibration counting assumes only the local backend is installed; qsim/lightning plugins change it",
-    strict=False,
-)
 def test_corrupt_cache_is_recomputed(cache_dir: Path, calibrations: list[str]) -> None:
     path = cache_dir / "calibration.json"
     path.write_text('{"schema": 1, "entries": {"local|')
-    assert SimulationBackendManager.auto_select(4) == "local"
-    assert calibrations == ["local"]
+    chosen = SimulationBackendManager.auto_select(4)
+    assert chosen in calibrations
+    assert calibrations.count("local") == 1
+    assert len(calibrations) == len(set(calibrations))  # each candidate timed once
     assert any(k.startswith("local|") for k in json.loads(path.read_text())["entries"])
 
 
