@@ -3,6 +3,7 @@
     qstore --version
     qstore backends [--json]      installed backends and their capabilities
     qstore demo [--qubits 8]      build, convert and simulate a small circuit
+    qstore demo fashion-mnist     train the hybrid quantum classifier on Fashion-MNIST
     qstore bench [SUITE...]       benchmarks against peer libraries (see qstore bench --help)
 
 Exit status: 0 on success, 1 on an error (reported in one line, no traceback), 2 on bad usage.
@@ -253,8 +254,26 @@ def _print_demo(r: DemoResult, out: TextIO) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    """Run :func:`run_demo` with the command-line options."""
-    run_demo(args.qubits, args.shots, args.seed, args.backend, out)
+    """Run the demo named on the command line with its options."""
+    if args.name == "circuit":
+        run_demo(args.qubits, args.shots, 7 if args.seed is None else args.seed, args.backend, out)
+        return 0
+    from qstore.core.demos.fashion_mnist import DemoConfig, run_fashion_mnist_demo
+
+    config = DemoConfig(
+        framework=args.framework,
+        data_dir=args.data_dir,
+        download=args.download,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        seed=0 if args.seed is None else args.seed,
+        out_dir=args.out,
+        progress=not args.no_progress,
+        save=not args.no_save,
+    )
+    run_fashion_mnist_demo(config, out)
     return 0
 
 
@@ -295,14 +314,72 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="build, convert and simulate a small circuit",
-        description="Build an n-qubit circuit (H, CNOT chain, RY layer), convert it to Cirq and "
-        "Qiskit when installed, and simulate it: exact <Z_i>, seeded shots, adjoint gradient.",
+        help="run a demo: a circuit simulated (circuit) or a hybrid model trained (fashion-mnist)",
+        description="circuit (the default): build an n-qubit circuit (H, CNOT chain, RY layer), "
+        "convert it to Cirq and Qiskit when installed, and simulate it: exact <Z_i>, seeded "
+        "shots, adjoint gradient. fashion-mnist: train the hybrid quantum classifier (PCA 64 -> "
+        "Dense 32 -> AmplitudeEncoding(6) -> QuantumLayer(6, depth 4) -> <Z> x 6 -> Dense 128 "
+        "-> Dense 10) on Fashion-MNIST with Keras (qstore-tf) or PyTorch (qstore-torch), print "
+        "the test accuracy and wall time, and save the model and its learning curves.",
     )
-    p.add_argument("--qubits", type=_int_at_least(1), default=8, help="qubits (default 8)")
-    p.add_argument("--shots", type=_int_at_least(1), default=1000, help="shots (default 1000)")
-    p.add_argument("--seed", type=int, default=7, help="seed of bindings and shots (default 7)")
-    p.add_argument("--backend", default="local", help="backend name (default local)")
+    p.add_argument(
+        "name",
+        nargs="?",
+        choices=("circuit", "fashion-mnist"),
+        default="circuit",
+        help="which demo (default circuit)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="random seed (default 7 for circuit, 0 otherwise)"
+    )
+    g = p.add_argument_group("circuit")
+    g.add_argument("--qubits", type=_int_at_least(1), default=8, help="qubits (default 8)")
+    g.add_argument("--shots", type=_int_at_least(1), default=1000, help="shots (default 1000)")
+    g.add_argument("--backend", default="local", help="backend name (default local)")
+    g = p.add_argument_group("fashion-mnist")
+    g.add_argument(
+        "--framework",
+        choices=("keras", "torch"),
+        default="keras",
+        help="Keras (qstore-tf, the default) or PyTorch (qstore-torch)",
+    )
+    g.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="directory with the four IDX gzip files; default: search $QSTORE_DATA_DIR, "
+        "~/.keras/datasets/fashion-mnist, ~/.cache/qstore/datasets/fashion-mnist, "
+        "/usr/share/datasets/fashion-mnist",
+    )
+    g.add_argument(
+        "--download",
+        action="store_true",
+        help="download the official files (MD5-verified) when they are not found",
+    )
+    g.add_argument("--epochs", type=_int_at_least(1), default=3, help="epochs (default 3)")
+    g.add_argument(
+        "--batch-size", type=_int_at_least(1), default=32, help="batch size (default 32)"
+    )
+    g.add_argument(
+        "--n-train",
+        type=_int_at_least(10),
+        metavar="N",
+        help="train on a random subset of N training images (default all 60000)",
+    )
+    g.add_argument(
+        "--n-test",
+        type=_int_at_least(10),
+        metavar="N",
+        help="test on a random subset of N test images (default all 10000)",
+    )
+    g.add_argument(
+        "--out",
+        metavar="DIR",
+        default="qstore-demo-fashion-mnist",
+        help="where the model, learning curves and summary go "
+        "(default ./qstore-demo-fashion-mnist)",
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-save", action="store_true", help="save nothing")
     p.set_defaults(func=cmd_demo)
 
     bench_command.add_parser(sub)

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import cProfile
 import math
-import os
 import pstats
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -38,67 +36,25 @@ import numpy.typing as npt
 from qstore.core.bench import workload as wl
 from qstore.core.bench.harness import Result, Run, Timing
 from qstore.core.bench.runner import UNAVAILABLE, Log, Options, add_result, skip_note
+from qstore.core.demos import fashion_mnist as demo
+from qstore.core.demos.fashion_mnist import (
+    BATCH,
+    DEPTH,
+    EPOCHS,
+    FEATURES,
+    N_QUBITS,
+    VALIDATION_SPLIT,
+    Data,
+    load_data,
+)
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
-N_QUBITS = 6
-DEPTH = 4
-FEATURES = 64
-BATCH = 32
-EPOCHS = 3
-VALIDATION_SPLIT = 0.2
 QUICK_TRAIN = 4800
 QUICK_TEST = 1000
 FULL_REPS = 3
 REPEAT_BUDGET_S = 150.0  # no further repetitions once a contender has used this much
-
-
-@dataclass(frozen=True)
-class Data:
-    """Preprocessed features and labels."""
-
-    x_train: F32
-    y_train: I64
-    x_test: F32
-    y_test: I64
-
-    @property
-    def train_steps(self) -> int:
-        n_fit = len(self.x_train) - int(len(self.x_train) * VALIDATION_SPLIT)
-        return math.ceil(n_fit / BATCH)
-
-
-def pca_features(train: F32, test: F32, k: int = FEATURES) -> tuple[F32, F32]:
-    """Project on the top ``k`` principal components of ``train`` and standardise."""
-    mean = train.mean(axis=0)
-    centred = train - mean
-    cov = (centred.T @ centred) / len(train)
-    _, vecs = np.linalg.eigh(cov.astype(np.float64))
-    basis = vecs[:, ::-1][:, :k].astype(np.float32)
-    z_train = centred @ basis
-    scale = z_train.std(axis=0) + 1e-6
-    return (z_train / scale).astype(np.float32), (((test - mean) @ basis) / scale).astype(
-        np.float32
-    )
-
-
-def load_data(data_dir: str | None, n_train: int | None, n_test: int | None, seed: int = 0) -> Data:
-    """Fashion-MNIST, optionally a random subset, as PCA-64 features."""
-    from qstore.core.datasets import load_fashion_mnist
-
-    (xtr, ytr), (xte, yte) = load_fashion_mnist(data_dir)
-    rng = np.random.default_rng(seed)
-    if n_train is not None and n_train < len(xtr):
-        pick = rng.permutation(len(xtr))[:n_train]
-        xtr, ytr = xtr[pick], ytr[pick]
-    if n_test is not None and n_test < len(xte):
-        pick = rng.permutation(len(xte))[:n_test]
-        xte, yte = xte[pick], yte[pick]
-    flat_tr = xtr.reshape(len(xtr), -1).astype(np.float32) / 255.0
-    flat_te = xte.reshape(len(xte), -1).astype(np.float32) / 255.0
-    ftr, fte = pca_features(flat_tr, flat_te)
-    return Data(ftr, ytr.astype(np.int64), fte, yte.astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -122,73 +78,24 @@ class Model:
 
 # -- Keras -----------------------------------------------------------------------------------
 def _keras() -> Any:
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    wl.tf_module()
-    return import_module("keras")
+    wl.tf_module()  # thread settings first
+    return demo.keras_module()
 
 
-def _keras_fit(build: Callable[[Any], Any]) -> Callable[[Data, int], Trained]:
+def _keras_fit(block: Any) -> Callable[[Data, int], Trained]:
     def fit(data: Data, epochs: int) -> Trained:
         keras = _keras()
         keras.utils.set_random_seed(0)
-        model = build(keras)
-        model.compile(
-            optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
-        t0 = time.perf_counter()
-        model.fit(
-            data.x_train,
-            data.y_train,
-            validation_split=VALIDATION_SPLIT,
-            epochs=epochs,
-            batch_size=BATCH,
-            verbose=0,
-        )
-        fit_s = time.perf_counter() - t0
-        _, acc = model.evaluate(data.x_test, data.y_test, batch_size=256, verbose=0)
-        return Trained(fit_s, float(acc))
+        model = demo.build_keras_model(keras, block)
+        history = demo.fit_keras(model, data, epochs)
+        _, acc = demo.evaluate_keras(model, data)
+        return Trained(history.fit_s, acc)
 
     return fit
 
 
-def _keras_head(keras: Any, middle: Callable[[Any], Any]) -> Any:
-    inputs = keras.Input((FEATURES,))
-    h = keras.layers.Dense(32, activation="relu")(inputs)
-    z = middle(h)
-    h = keras.layers.Dense(128, activation="relu")(z)
-    h = keras.layers.Dropout(0.2)(h)
-    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
-
-
-def _keras_classical(keras: Any) -> Any:
-    return _keras_head(keras, lambda h: keras.layers.Dense(N_QUBITS, activation="tanh")(h))
-
-
-def _z_observables() -> Any:
-    try:
-        import cirq
-    except ImportError:
-        return None  # the layers' default: Z on every qubit
-    return [cirq.Z] * N_QUBITS
-
-
 def _qstore_tf_block(keras: Any) -> list[Any]:
-    from qstore.tf.layers import AmplitudeEncoding, ExpectationValue, QuantumLayer
-
-    return [
-        AmplitudeEncoding(n_qubits=N_QUBITS),
-        QuantumLayer(n_qubits=N_QUBITS, depth=DEPTH),
-        ExpectationValue(observables=_z_observables()),
-    ]
-
-
-def _keras_qstore(keras: Any) -> Any:
-    def middle(h: Any) -> Any:
-        for layer in _qstore_tf_block(keras):
-            h = layer(h)
-        return h
-
-    return _keras_head(keras, middle)
+    return demo._keras_quantum_block(keras)
 
 
 def _keras_block_step(make_block: Callable[[Any], list[Any]]) -> Callable[[], Callable[[], object]]:
@@ -254,87 +161,22 @@ def _tfq_block(keras: Any) -> list[Any]:
     return [keras.layers.Dense(N_QUBITS), TFQCircuit()]
 
 
-def _keras_tfq(keras: Any) -> Any:
-    def middle(h: Any) -> Any:
-        for layer in _tfq_block(keras):
-            h = layer(h)
-        return h
-
-    return _keras_head(keras, middle)
-
-
 # -- PyTorch ---------------------------------------------------------------------------------
-def _torch_fit(build: Callable[[Any], Any]) -> Callable[[Data, int], Trained]:
+def _torch_fit(block: demo.Block) -> Callable[[Data, int], Trained]:
     def fit(data: Data, epochs: int) -> Trained:
         torch = wl.torch_module()
         torch.manual_seed(0)
-        model = build(torch)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        n_val = int(len(data.x_train) * VALIDATION_SPLIT)
-        n_fit = len(data.x_train) - n_val
-        x = torch.from_numpy(data.x_train)
-        y = torch.from_numpy(data.y_train)
-        x_fit, y_fit, x_val, y_val = x[:n_fit], y[:n_fit], x[n_fit:], y[n_fit:]
-        gen = torch.Generator().manual_seed(0)
-        t0 = time.perf_counter()
-        for _ in range(epochs):
-            model.train()
-            order = torch.randperm(n_fit, generator=gen)
-            for i in range(0, n_fit, BATCH):
-                idx = order[i : i + BATCH]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x_fit[idx]), y_fit[idx])
-                loss.backward()
-                opt.step()
-            model.eval()
-            with torch.no_grad():  # validation, as Keras' validation_split does every epoch
-                for i in range(0, n_val, BATCH):
-                    loss_fn(model(x_val[i : i + BATCH]), y_val[i : i + BATCH])
-        fit_s = time.perf_counter() - t0
-        model.eval()
-        with torch.no_grad():
-            pred = model(torch.from_numpy(data.x_test)).argmax(dim=1)
-        acc = float((pred == torch.from_numpy(data.y_test)).float().mean())
-        return Trained(fit_s, acc)
+        model = demo.build_torch_model(torch, block)
+        history = demo.fit_torch(model, data, epochs)
+        _, acc = demo.evaluate_torch(model, data)
+        return Trained(history.fit_s, acc)
 
     return fit
 
 
-def _torch_model(torch: Any, middle: list[Any]) -> Any:
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Linear(FEATURES, 32),
-        nn.ReLU(),
-        *middle,
-        nn.Linear(N_QUBITS, 128),
-        nn.ReLU(),
-        nn.Dropout(0.2),
-        nn.Linear(128, 10),  # logits: CrossEntropyLoss applies the softmax
-    )
-
-
-def _torch_classical(torch: Any) -> Any:
-    return _torch_model(torch, [torch.nn.Linear(32, N_QUBITS), torch.nn.Tanh()])
-
-
-def _qstore_torch_block(torch: Any) -> list[Any]:
-    import qstore.torch as qs_torch
-
-    return [
-        qs_torch.AmplitudeEncoding(n_qubits=N_QUBITS),
-        qs_torch.QuantumLayer(n_qubits=N_QUBITS, depth=DEPTH),
-        qs_torch.ExpectationValue(observables=_z_observables()),
-    ]
-
-
-def _torch_qstore(torch: Any) -> Any:
-    return _torch_model(torch, _qstore_torch_block(torch))
-
-
 def _torch_block_step() -> Callable[[], object]:
     torch = wl.torch_module()
-    block = torch.nn.Sequential(*_qstore_torch_block(torch))
+    block = torch.nn.Sequential(*demo._torch_quantum_block())
     x = torch.randn(BATCH, 32, requires_grad=True)
 
     def step() -> object:
@@ -350,23 +192,23 @@ def _torch_block_step() -> Callable[[], object]:
 def models() -> list[Model]:
     """Every model of the suite (those whose library is missing are skipped)."""
     return [
-        Model("classical Dense(6, tanh)", "keras", "baseline", _keras_fit(_keras_classical)),
+        Model("classical Dense(6, tanh)", "keras", "baseline", _keras_fit("classical")),
         Model(
             "qstore.tf quantum",
             "keras",
             "qstore",
-            _keras_fit(_keras_qstore),
+            _keras_fit("quantum"),
             _keras_block_step(_qstore_tf_block),
         ),
         Model(
-            "tfq quantum", "keras", "peer", _keras_fit(_keras_tfq), _keras_block_step(_tfq_block)
+            "tfq quantum", "keras", "peer", _keras_fit(_tfq_block), _keras_block_step(_tfq_block)
         ),
-        Model("classical Linear(6) + tanh", "pytorch", "baseline", _torch_fit(_torch_classical)),
+        Model("classical Linear(6) + tanh", "pytorch", "baseline", _torch_fit("classical")),
         Model(
             "qstore.torch quantum",
             "pytorch",
             "qstore",
-            _torch_fit(_torch_qstore),
+            _torch_fit("quantum"),
             _torch_block_step,
         ),
     ]
@@ -384,7 +226,7 @@ def _profile(model: Model, data: Data, epochs: int, fit_s: float, twin_s: float 
     assert model.quantum_step is not None
     step = model.quantum_step()
     timing = Timing.from_times(_times(step, reps=20))
-    steps = data.train_steps * epochs
+    steps = data.train_steps() * epochs
     quantum_s = timing.median_s * steps
     lines = [
         f"fit: {fit_s:.2f} s for {steps} training steps ({1e3 * fit_s / steps:.2f} ms/step, "
