@@ -125,3 +125,28 @@ def test_download_rejects_a_corrupt_file_and_keeps_nothing(
 def test_download_reports_unreachable_server(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match="failed"):
         download_fashion_mnist(tmp_path, base_url="http://127.0.0.1:9/", timeout=2)
+
+
+@needs_data
+def test_demo_download_flag_fetches_from_the_configured_mirror(
+    file_server: tuple[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from qstore.core.cli import main
+
+    url, root = file_server
+    for name in FASHION_MNIST_FILES:
+        shutil.copy(SHARED / name, root / name)
+    monkeypatch.setenv("QSTORE_FASHION_MNIST_URL", url)
+    target = tmp_path / "fetched"
+    argv = ["demo", "fashion-mnist", "--framework", "torch", "--data-dir", str(target)]
+    argv += ["--epochs", "1", "--n-train", "200", "--n-test", "100", "--no-save", "--no-progress"]
+    assert main(argv) == 1  # without --download, nothing is fetched
+    assert "--download" in capsys.readouterr().err and not target.exists()
+    assert main([*argv, "--download"]) == 0
+    assert "Test accuracy:" in capsys.readouterr().out
+    assert sorted(p.name for p in target.iterdir()) == sorted(FASHION_MNIST_FILES)

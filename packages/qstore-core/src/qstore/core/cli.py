@@ -353,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--download",
         action="store_true",
-        help="download the official files (MD5-verified) when they are not found",
+        help="download the official files (MD5-verified; from $QSTORE_FASHION_MNIST_URL when "
+        "set) when they are not found",
     )
     g.add_argument("--epochs", type=_int_at_least(1), default=3, help="epochs (default 3)")
     g.add_argument(

@@ -8,7 +8,8 @@ Search order when no directory is given (the first that holds all four files win
 4. ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist`` package).
 
 Nothing is downloaded unless ``download=True`` (or ``qstore demo --download``); downloads are
-verified against the official MD5 sums.
+verified against the official MD5 sums. They come from the official address, or from a mirror
+named by ``$QSTORE_FASHION_MNIST_URL`` (a directory URL holding the four files).
 
 >>> # (x_train, y_train), (x_test, y_test) = load_fashion_mnist("/path/to/fashion-mnist")
 """
@@ -198,11 +199,16 @@ def load_fashion_mnist(
 
 
 def download_fashion_mnist(
-    target: Path | None = None, base_url: str = OFFICIAL_URL, timeout: float = 60.0
+    target: Path | None = None, base_url: str | None = None, timeout: float = 60.0
 ) -> Path:
     """Download the four official files into ``target`` (default: the qstore cache), verify
-    their MD5 sums and return the directory. Only called when the user asks for it."""
+    their MD5 sums and return the directory. Only called when the user asks for it.
+
+    ``base_url`` defaults to ``$QSTORE_FASHION_MNIST_URL`` or else :data:`OFFICIAL_URL`.
+    """
     d = target or Path.home() / ".cache" / "qstore" / "datasets" / "fashion-mnist"
+    if base_url is None:
+        base_url = os.environ.get("QSTORE_FASHION_MNIST_URL") or OFFICIAL_URL
     d.mkdir(parents=True, exist_ok=True)
     if not base_url.endswith("/"):
         base_url += "/"
