@@ -20,7 +20,6 @@ they can run here; using one that cannot raises an error naming what to install.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import importlib.util
 import logging
@@ -33,26 +32,23 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends.base import Capabilities, ExecutionResult
-from qstore.core.backends.local import split_names
+from qstore.core.backends._plugin import (
+    FloatArray,
+    ObservableTerms,
+    SimulatorPluginMixin,
+    Template,
+    cached_template,
+)
+from qstore.core.backends.base import Capabilities
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine.statevector import memory_limit_bytes
 from qstore.core.errors import (
     BackendError,
-    BindingError,
     CapabilityError,
     MissingDependencyError,
     ResourceLimitError,
 )
-from qstore.core.observables import PauliSum, as_observables
-from qstore.sim.lightning._parameters import FloatArray, ParameterMap
-from qstore.sim.lightning.lowering import (
-    LightningOp,
-    ObservableTerms,
-    lower_circuit,
-    parameter_matrix,
-    split_observables,
-)
+from qstore.sim.lightning.lowering import LightningOp, lower_circuit, parameter_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +72,9 @@ def _pennylane() -> Any:
 
 
 @dataclass
-class _Template:
-    """One circuit template and column layout, lowered once (cached on the circuit)."""
+class _Template(Template[LightningOp]):
+    """A lowered template with its prebuilt tape pieces, per device and op list."""
 
-    n_qubits: int
-    pmap: ParameterMap
-    ops: tuple[LightningOp, ...]
     tapes: dict[Any, Any] = field(default_factory=dict)  # per device / op list: _TapePlan
 
 
@@ -95,7 +88,7 @@ class _TapePlan:
     theta_scale: FloatArray  # d(tape parameter)/d(theta)
 
 
-class LightningBackend:
+class LightningBackend(SimulatorPluginMixin[_Template]):
     """Batched simulation on a PennyLane Lightning device with adjoint-method gradients.
 
     Args:
@@ -238,22 +231,9 @@ class LightningBackend:
         names: Sequence[str] | None,
         shared: Mapping[str, float] | None,
     ) -> _Template:
-        if not isinstance(circuit, UnifiedCircuit):
-            raise BackendError(
-                f"Expected a qstore.core.UnifiedCircuit, got {type(circuit).__name__}; convert "
-                "Cirq/Qiskit circuits with UnifiedCircuit.from_cirq / from_qiskit."
-            )
-        bnames, snames = split_names(circuit, names, shared)
-        key = ("qstore.sim.lightning", len(circuit), bnames, snames)
-        cache = circuit._program_cache
-        tpl = cache.get(key)
-        if not isinstance(tpl, _Template):
-            pmap = ParameterMap.build(circuit, bnames, snames)
-            tpl = _Template(circuit.n_qubits, pmap, lower_circuit(circuit, pmap.slots))
-            if len(cache) > 16:
-                cache.clear()
-            cache[key] = tpl
-        return tpl
+        return cached_template(
+            _Template, "qstore.sim.lightning", circuit, names, shared, lower_circuit
+        )
 
     def _plan(self, tpl: _Template, ops: tuple[LightningOp, ...], dev: Any) -> _TapePlan:
         key = (id(dev), ops)
@@ -340,17 +320,6 @@ class LightningBackend:
                 "dtype='complex64', or raise QSTORE_MAX_MEMORY_GB."
             )
 
-    def _prepare(
-        self,
-        circuit: UnifiedCircuit,
-        values: npt.ArrayLike | None,
-        names: Sequence[str] | None,
-        shared: Mapping[str, float] | None,
-    ) -> tuple[_Template, FloatArray, FloatArray]:
-        tpl = self._template(circuit, names, shared)
-        full = tpl.pmap.layout(values, shared)
-        return tpl, full, tpl.pmap.theta(full)
-
     def _expectation_tapes(
         self, tpl: _Template, terms: ObservableTerms, theta: FloatArray
     ) -> tuple[list[Any], _TapePlan, Any]:
@@ -361,24 +330,10 @@ class LightningBackend:
         return tapes, plan, dev
 
     # -- execution ----------------------------------------------------------------------------
-    def expectation(
-        self,
-        circuit: UnifiedCircuit,
-        observables: Any = None,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        shots: int | None = None,
-        seed: int | None = None,
+    def _run_expectations(
+        self, tpl: _Template, terms: ObservableTerms, theta: FloatArray
     ) -> FloatArray:
-        """Expectations ``[batch, n_observables]`` (``None`` observables: ``Z`` per qubit)."""
-        tpl, _, theta = self._prepare(circuit, values, names, shared)
-        obs = as_observables(observables, circuit.n_qubits)
-        terms = split_observables(obs, circuit.n_qubits)
-        if shots is not None:
-            _check_shots(shots)
-            return self._estimate(tpl, obs, theta, shots, self._generator(seed))
+        """Exact expectations ``[R, n_obs]`` for every row of ``theta`` (one device call)."""
         out = np.tile(terms.constants, (theta.shape[0], 1))
         active = list(terms.active)
         if active:
@@ -387,50 +342,13 @@ class LightningBackend:
             out[:, active] += np.asarray(res, dtype=np.float64).reshape(len(tapes), len(active))
         return out
 
-    def vjp(
-        self,
-        circuit: UnifiedCircuit,
-        observables: Any,
-        values: npt.ArrayLike | None,
-        cotangent: npt.ArrayLike,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
+    def _gate_vjp(
+        self, tpl: _Template, terms: ObservableTerms, theta: FloatArray, cot: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
-        """Adjoint-method gradient of ``sum(cotangent * expectation)``.
-
-        Returns ``(d/dvalues [batch, P], d/dshared [len(shared)])``.
-        """
-        _, gv, gs = self.value_and_vjp(
-            circuit, observables, values, cotangent, names=names, shared=shared
-        )
-        return gv, gs
-
-    def value_and_vjp(
-        self,
-        circuit: UnifiedCircuit,
-        observables: Any,
-        values: npt.ArrayLike | None,
-        cotangent: npt.ArrayLike,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Expectations and the VJP from one device call (forward pass and adjoint pass)."""
-        tpl, full, theta = self._prepare(circuit, values, names, shared)
-        terms = split_observables(as_observables(observables, circuit.n_qubits), circuit.n_qubits)
-        bsz, n_obs = theta.shape[0], terms.n_obs
-        cot = np.asarray(cotangent, dtype=np.float64)
-        if cot.ndim == 1 and bsz == 1:
-            cot = cot[None]
-        if cot.shape != (bsz, n_obs):
-            raise BindingError(
-                f"cotangent must have shape [batch, n_observables] = {[bsz, n_obs]}, got "
-                f"{list(cot.shape)}."
-            )
-        pmap = tpl.pmap
+        """Adjoint method: expectations and the VJP from one device call (forward and back)."""
+        bsz = theta.shape[0]
         out = np.tile(terms.constants, (bsz, 1))
-        gtheta = np.zeros((bsz, pmap.n_theta))
+        gtheta = np.zeros((bsz, tpl.pmap.n_theta))
         active = list(terms.active)
         if active:
             tapes, plan, dev = self._expectation_tapes(tpl, terms, theta)
@@ -450,9 +368,7 @@ class LightningBackend:
                 grads = np.einsum("bot,bo->bt", jac, cot[:, active])
             out[:, active] += np.asarray(res, dtype=np.float64).reshape(bsz, len(active))
             np.add.at(gtheta.T, plan.theta_cols, (grads * plan.theta_scale).T)
-        gv = pmap.chain_rule(full, gtheta)
-        nb = pmap.n_batched
-        return out, gv[:, :nb], gv[:, nb:].sum(axis=0)
+        return out, gtheta
 
     def _states(
         self, tpl: _Template, ops: tuple[LightningOp, ...], theta: FloatArray
@@ -476,113 +392,18 @@ class LightningBackend:
         tpl, _, theta = self._prepare(circuit, values, names, shared)
         return self._states(tpl, tpl.ops, theta)
 
-    def probabilities(
-        self,
-        circuit: UnifiedCircuit,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-    ) -> FloatArray:
-        """Basis-state probabilities ``[batch, 2**n]``."""
-        return _probabilities(self.state(circuit, values, names=names, shared=shared))
-
-    def sample(
-        self,
-        circuit: UnifiedCircuit,
-        shots: int,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        seed: int | None = None,
-    ) -> npt.NDArray[np.int64]:
-        """Measured basis indices ``[batch, shots]`` (qubit 0 most significant), seeded."""
-        _check_shots(shots)
-        probs = self.probabilities(circuit, values, names=names, shared=shared)
-        return _sample_indices(probs, shots, self._generator(seed))
-
-    def counts(
-        self,
-        circuit: UnifiedCircuit,
-        shots: int,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        seed: int | None = None,
-    ) -> list[dict[str, int]]:
-        """Counts per bitstring (qubit 0 first) for every row of the batch."""
-        idx = self.sample(circuit, shots, values, names=names, shared=shared, seed=seed)
-        return [_counts(row, circuit.n_qubits) for row in idx]
-
-    async def execute(
-        self, circuit: UnifiedCircuit, shots: int | None = 1000, timeout: float | None = None
-    ) -> ExecutionResult:
-        """Run one bound circuit: counts with ``shots``, exact probabilities with ``None``."""
-        if circuit.is_parameterized:
-            raise BindingError(
-                f"execute() needs a bound circuit; symbols {circuit.parameter_names} are unbound. "
-                "Use circuit.bind({...}) first."
-            )
-        if shots is not None:
-            _check_shots(shots)
-
-        def work() -> ExecutionResult:
-            n = circuit.n_qubits
-            probs = self.probabilities(circuit)[0]
-            z = probs @ _z_signs(n)
-            if shots is None:
-                nz = np.flatnonzero(probs > 1e-15)
-                pmap = {format(int(i), f"0{n}b"): float(probs[i]) for i in nz}
-                return ExecutionResult(self.name, n, None, probabilities=pmap, expectations=z)
-            idx = _sample_indices(probs[None], shots, self._generator(None))[0]
-            return ExecutionResult(self.name, n, shots, counts=_counts(idx, n), expectations=z)
-
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(work), timeout)
-        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes on Python 3.10
-            raise BackendError(
-                f"{self.device_name} execution exceeded the timeout of {timeout} s."
-            ) from exc
+    def _engine(self) -> str:
+        return self.device_name
 
     # -- shots --------------------------------------------------------------------------------
-    def _estimate(
-        self,
-        tpl: _Template,
-        obs: list[PauliSum],
-        theta: FloatArray,
-        shots: int,
-        rng: np.random.Generator,
-    ) -> FloatArray:
-        """Shot estimates: each Pauli term is measured in its own basis (rotations on device)."""
-        n = tpl.n_qubits
-        out = np.zeros((theta.shape[0], len(obs)))
-        samples: dict[tuple[tuple[int, str], ...], npt.NDArray[np.int64]] = {}
-        for o, ps in enumerate(obs):
-            for term in ps.terms:
-                coeff = complex(term.coeff).real
-                if not term.paulis:
-                    out[:, o] += coeff
-                    continue
-                basis = tuple((q, p) for q, p in term.paulis if p in "XY")
-                if basis not in samples:
-                    rotations = tuple(
-                        LightningOp(r.name, (q,), offset=r.offset)
-                        for q, p in basis
-                        for r in _MEASURE_BASIS[p]
-                    )
-                    states = self._states(tpl, tpl.ops + rotations, theta)
-                    samples[basis] = _sample_indices(_probabilities(states), shots, rng)
-                idx = samples[basis]
-                parity = np.zeros(idx.shape, dtype=np.int64)
-                for q in term.qubits:
-                    parity ^= (idx >> (n - 1 - q)) & 1
-                out[:, o] += coeff * (1 - 2 * parity).mean(axis=1)
-        return out
-
-    def _generator(self, seed: int | None) -> np.random.Generator:
-        return self._rng if seed is None else np.random.default_rng(seed)
+    def _basis_states(
+        self, tpl: _Template, theta: FloatArray, basis: tuple[tuple[int, str], ...]
+    ) -> npt.NDArray[np.complexfloating[Any, Any]]:
+        """Final states with the qubits of ``basis`` rotated to Z on the device (for shots)."""
+        rotations = tuple(
+            LightningOp(r.name, (q,), offset=r.offset) for q, p in basis for r in _MEASURE_BASIS[p]
+        )
+        return self._states(tpl, tpl.ops + rotations, theta)
 
 
 class LightningGPUBackend(LightningBackend):
@@ -609,39 +430,3 @@ class LightningKokkosBackend(LightningBackend):
     device_name = "lightning.kokkos"
     package = "pennylane-lightning-kokkos"
     gpu = False
-
-
-def _check_shots(shots: Any) -> None:
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise CapabilityError(f"shots must be a positive int (or None for exact), got {shots!r}.")
-
-
-def _probabilities(states: Any) -> FloatArray:
-    probs = np.abs(np.asarray(states, dtype=np.complex128)) ** 2
-    return np.asarray(probs / probs.sum(axis=1, keepdims=True), dtype=np.float64)
-
-
-def _z_signs(n: int) -> FloatArray:
-    """``[2**n, n]``: ``+1`` where qubit ``q`` is 0 in the basis state, ``-1`` where it is 1."""
-    x = np.arange(1 << n)[:, None]
-    bits = (x >> (n - 1 - np.arange(n))[None, :]) & 1
-    return np.asarray(1 - 2 * bits, dtype=np.float64)
-
-
-def _counts(idx: npt.NDArray[np.int64], n: int) -> dict[str, int]:
-    uniq, cnt = np.unique(idx, return_counts=True)
-    return {format(int(u), f"0{n}b"): int(c) for u, c in zip(uniq, cnt, strict=True)}
-
-
-def _sample_indices(
-    probs: FloatArray, shots: int, rng: np.random.Generator
-) -> npt.NDArray[np.int64]:
-    """``shots`` basis indices per row, by inverse-CDF sampling vectorised over the batch."""
-    bsz, dim = probs.shape
-    cdf = np.cumsum(probs, axis=1)
-    cdf /= cdf[:, -1:]
-    u = rng.random((bsz, shots))
-    offs = np.arange(bsz)[:, None]
-    flat = np.searchsorted((cdf + offs).ravel(), (u + offs).ravel(), side="right")
-    idx: npt.NDArray[np.int64] = np.minimum(flat.reshape(bsz, shots) - offs * dim, dim - 1)
-    return idx.astype(np.int64)

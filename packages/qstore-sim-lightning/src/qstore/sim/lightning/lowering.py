@@ -2,7 +2,7 @@
 
 Done once per template: every Q-Store gate becomes one or a few Lightning gates, each with at
 most one parameter that is an affine function ``scale * theta[g] + offset`` of a single gate
-parameter (see :mod:`qstore.sim.lightning._parameters`). Binding a batch computes an
+parameter (see :mod:`qstore.core.backends._plugin`). Binding a batch computes an
 ``[B, J]`` matrix of operation parameters; gates without a bound parameter are built once and
 shared by every tape.
 
@@ -18,14 +18,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
-
+from qstore.core.backends._plugin import FloatArray, affine_parameters, lower_template
 from qstore.core.circuit import UnifiedCircuit
-from qstore.core.errors import BackendError, ObservableError
-from qstore.core.observables import PauliSum
-
-FloatArray = npt.NDArray[np.float64]
+from qstore.core.errors import BackendError
 
 PARAMETRIC = frozenset(
     {"RX", "RY", "RZ", "PhaseShift", "CRX", "CRY", "CRZ", "IsingXX", "IsingYY", "IsingZZ"}
@@ -131,67 +126,9 @@ def lower_circuit(
 ) -> tuple[LightningOp, ...]:
     """All Lightning operations of ``circuit`` (measurements dropped); ``slots`` as in
     ParameterMap."""
-    out: list[LightningOp] = []
-    for op, cols in zip(circuit, slots, strict=True):
-        if op.is_measurement:
-            continue
-        out.extend(lower_gate(op.gate, op.qubits, cols))
-    return tuple(out)
+    return lower_template(circuit, slots, lower_gate)
 
 
 def parameter_matrix(ops: Sequence[LightningOp], theta: FloatArray) -> FloatArray:
     """Parameters ``[B, J]`` of the bound operations, in op order."""
-    bound = [o for o in ops if o.bound]
-    if not bound:
-        return np.zeros((theta.shape[0], 0))
-    cols = np.asarray([o.col for o in bound], dtype=np.intp)
-    scale = np.asarray([o.scale for o in bound])
-    offset = np.asarray([o.offset for o in bound])
-    return np.asarray(theta[:, cols] * scale + offset, dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class ObservableTerms:
-    """Observables split into constants (identity terms) and real-weighted Pauli words.
-
-    ``active`` lists the observables that have at least one word; only those are measured.
-    """
-
-    constants: FloatArray  # [n_obs]
-    words: tuple[tuple[tuple[tuple[int, str], ...], float], ...]  # (paulis, weight)
-    per_obs: tuple[tuple[int, ...], ...]  # per observable: indices into words
-
-    @property
-    def n_obs(self) -> int:
-        return len(self.per_obs)
-
-    @property
-    def active(self) -> tuple[int, ...]:
-        return tuple(o for o, idx in enumerate(self.per_obs) if idx)
-
-
-def split_observables(observables: Sequence[PauliSum], n_qubits: int) -> ObservableTerms:
-    constants = np.zeros(len(observables))
-    words: list[tuple[tuple[tuple[int, str], ...], float]] = []
-    per_obs: list[tuple[int, ...]] = []
-    for o, obs in enumerate(observables):
-        if obs.max_qubit >= n_qubits:
-            raise ObservableError(
-                f"Observable {obs} acts on qubit {obs.max_qubit}; the circuit has {n_qubits} "
-                "qubits."
-            )
-        mine = []
-        for term in obs.terms:
-            coeff = complex(term.coeff)
-            if abs(coeff.imag) > 1e-12:
-                raise ObservableError(
-                    f"Observable {obs} has the complex coefficient {coeff}; expectation values "
-                    "need real coefficients."
-                )
-            if not term.paulis:
-                constants[o] += coeff.real
-                continue
-            mine.append(len(words))
-            words.append((term.paulis, coeff.real))
-        per_obs.append(tuple(mine))
-    return ObservableTerms(constants, tuple(words), tuple(per_obs))
+    return affine_parameters([o for o in ops if o.bound], theta)

@@ -20,41 +20,41 @@ expressions gives the gradients with respect to the bindings. qsim computes in s
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends.base import Capabilities, ExecutionResult
-from qstore.core.backends.local import split_names
+from qstore.core.backends._plugin import (
+    FloatArray,
+    ObservableTerms,
+    SimulatorPluginMixin,
+    Template,
+    cached_template,
+)
+from qstore.core.backends.base import Capabilities
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine.statevector import memory_limit_bytes
 from qstore.core.errors import (
     BackendError,
-    BindingError,
     CapabilityError,
     MissingDependencyError,
     ResourceLimitError,
 )
 from qstore.core.gradients.shift_rules import gate_shift_rule
-from qstore.core.observables import PauliSum, as_observables
-from qstore.sim.qsim._parameters import FloatArray, ParameterMap
 from qstore.sim.qsim.lowering import (
     NativeOp,
-    ObservableTerms,
     cirq_circuit,
     cirq_paulisums,
     exponent_matrix,
     lower_circuit,
     qsim_opsums,
-    split_observables,
 )
 
 logger = logging.getLogger(__name__)
@@ -95,17 +95,14 @@ def _usable_cores() -> int:
 
 
 @dataclass
-class _Template:
-    """One circuit template and column layout, lowered once (cached on the circuit)."""
+class _Template(Template[NativeOp]):
+    """A lowered template with its qsim gate plans and Cirq circuits, per op list."""
 
-    n_qubits: int
-    pmap: ParameterMap
-    ops: tuple[NativeOp, ...]
     plans: dict[tuple[NativeOp, ...], list[tuple[Any, ...]]] = field(default_factory=dict)
     circuits: dict[tuple[NativeOp, ...], tuple[Any, tuple[Any, ...]]] = field(default_factory=dict)
 
 
-class QsimBackend:
+class QsimBackend(SimulatorPluginMixin[_Template]):
     """Batched simulation on qsim (``qsimcirq``), exact in single precision, seeded shots.
 
     Args:
@@ -121,6 +118,7 @@ class QsimBackend:
     """
 
     name = "qsim"
+    _probability_cutoff: ClassVar[float] = 1e-12
 
     def __init__(
         self,
@@ -261,22 +259,7 @@ class QsimBackend:
         names: Sequence[str] | None,
         shared: Mapping[str, float] | None,
     ) -> _Template:
-        if not isinstance(circuit, UnifiedCircuit):
-            raise BackendError(
-                f"Expected a qstore.core.UnifiedCircuit, got {type(circuit).__name__}; convert "
-                "Cirq/Qiskit circuits with UnifiedCircuit.from_cirq / from_qiskit."
-            )
-        bnames, snames = split_names(circuit, names, shared)
-        key = ("qstore.sim.qsim", len(circuit), bnames, snames)
-        cache = circuit._program_cache
-        tpl = cache.get(key)
-        if not isinstance(tpl, _Template):
-            pmap = ParameterMap.build(circuit, bnames, snames)
-            tpl = _Template(circuit.n_qubits, pmap, lower_circuit(circuit, pmap.slots))
-            if len(cache) > 16:
-                cache.clear()
-            cache[key] = tpl
-        return tpl
+        return cached_template(_Template, "qstore.sim.qsim", circuit, names, shared, lower_circuit)
 
     def _check_memory(self, n_qubits: int, kept_states: int) -> None:
         """Refuse work that would not fit: qsim's own state plus ``kept_states`` returned ones."""
@@ -405,79 +388,12 @@ class QsimBackend:
                 out[r] = res.final_state_vector
         return out
 
-    def _prepare(
-        self,
-        circuit: UnifiedCircuit,
-        values: npt.ArrayLike | None,
-        names: Sequence[str] | None,
-        shared: Mapping[str, float] | None,
-    ) -> tuple[_Template, FloatArray, FloatArray]:
-        tpl = self._template(circuit, names, shared)
-        full = tpl.pmap.layout(values, shared)
-        return tpl, full, tpl.pmap.theta(full)
-
-    # -- execution ----------------------------------------------------------------------------
-    def expectation(
-        self,
-        circuit: UnifiedCircuit,
-        observables: Any = None,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        shots: int | None = None,
-        seed: int | None = None,
-    ) -> FloatArray:
-        """Expectations ``[batch, n_observables]`` (``None`` observables: ``Z`` per qubit)."""
-        tpl, _, theta = self._prepare(circuit, values, names, shared)
-        obs = as_observables(observables, circuit.n_qubits)
-        terms = split_observables(obs, circuit.n_qubits)
-        if shots is None:
-            return self._run_expectations(tpl, terms, theta)
-        _check_shots(shots)
-        return self._estimate(tpl, obs, theta, shots, self._generator(seed))
-
-    def vjp(
-        self,
-        circuit: UnifiedCircuit,
-        observables: Any,
-        values: npt.ArrayLike | None,
-        cotangent: npt.ArrayLike,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
+    # -- gradients ----------------------------------------------------------------------------
+    def _gate_vjp(
+        self, tpl: _Template, terms: ObservableTerms, theta: FloatArray, cot: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
-        """Parameter-shift gradient of ``sum(cotangent * expectation)``.
-
-        Returns ``(d/dvalues [batch, P], d/dshared [len(shared)])``.
-        """
-        _, gv, gs = self.value_and_vjp(
-            circuit, observables, values, cotangent, names=names, shared=shared
-        )
-        return gv, gs
-
-    def value_and_vjp(
-        self,
-        circuit: UnifiedCircuit,
-        observables: Any,
-        values: npt.ArrayLike | None,
-        cotangent: npt.ArrayLike,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Expectations and the VJP from one sweep over the plain and all shifted bindings."""
-        tpl, full, theta = self._prepare(circuit, values, names, shared)
-        terms = split_observables(as_observables(observables, circuit.n_qubits), circuit.n_qubits)
+        """Parameter shift: the plain and all shifted bindings of the batch in one sweep."""
         bsz, n_obs = theta.shape[0], terms.n_obs
-        cot = np.asarray(cotangent, dtype=np.float64)
-        if cot.ndim == 1 and bsz == 1:
-            cot = cot[None]
-        if cot.shape != (bsz, n_obs):
-            raise BindingError(
-                f"cotangent must have shape [batch, n_observables] = {[bsz, n_obs]}, got "
-                f"{list(cot.shape)}."
-            )
         pmap = tpl.pmap
         param: list[int] = []
         amount: list[float] = []
@@ -498,10 +414,9 @@ class QsimBackend:
         contrib = np.einsum("tbo,bo->tb", e[1:], cot) * np.asarray(weight)[:, None]
         gtheta = np.zeros((bsz, pmap.n_theta))
         np.add.at(gtheta.T, np.asarray(param, dtype=np.intp), contrib)
-        gv = pmap.chain_rule(full, gtheta)
-        nb = pmap.n_batched
-        return e[0], gv[:, :nb], gv[:, nb:].sum(axis=0)
+        return e[0], gtheta
 
+    # -- execution ----------------------------------------------------------------------------
     def state(
         self,
         circuit: UnifiedCircuit,
@@ -515,144 +430,12 @@ class QsimBackend:
         states: npt.NDArray[np.complex64] = self._run_states(tpl, tpl.ops, theta)
         return states
 
-    def probabilities(
-        self,
-        circuit: UnifiedCircuit,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-    ) -> FloatArray:
-        """Basis-state probabilities ``[batch, 2**n]`` (rows renormalised to sum to 1)."""
-        return _probabilities(self.state(circuit, values, names=names, shared=shared))
-
-    def sample(
-        self,
-        circuit: UnifiedCircuit,
-        shots: int,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        seed: int | None = None,
-    ) -> npt.NDArray[np.int64]:
-        """Measured basis indices ``[batch, shots]`` (qubit 0 most significant), seeded."""
-        _check_shots(shots)
-        probs = self.probabilities(circuit, values, names=names, shared=shared)
-        return _sample_indices(probs, shots, self._generator(seed))
-
-    def counts(
-        self,
-        circuit: UnifiedCircuit,
-        shots: int,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        seed: int | None = None,
-    ) -> list[dict[str, int]]:
-        """Counts per bitstring (qubit 0 first) for every row of the batch."""
-        idx = self.sample(circuit, shots, values, names=names, shared=shared, seed=seed)
-        return [_counts(row, circuit.n_qubits) for row in idx]
-
-    async def execute(
-        self, circuit: UnifiedCircuit, shots: int | None = 1000, timeout: float | None = None
-    ) -> ExecutionResult:
-        """Run one bound circuit: counts with ``shots``, exact probabilities with ``None``."""
-        if circuit.is_parameterized:
-            raise BindingError(
-                f"execute() needs a bound circuit; symbols {circuit.parameter_names} are unbound. "
-                "Use circuit.bind({...}) first."
-            )
-        if shots is not None:
-            _check_shots(shots)
-
-        def work() -> ExecutionResult:
-            n = circuit.n_qubits
-            probs = self.probabilities(circuit)[0]
-            z = probs @ _z_signs(n)
-            if shots is None:
-                nz = np.flatnonzero(probs > 1e-12)
-                pmap = {format(int(i), f"0{n}b"): float(probs[i]) for i in nz}
-                return ExecutionResult(self.name, n, None, probabilities=pmap, expectations=z)
-            idx = _sample_indices(probs[None], shots, self._generator(None))[0]
-            return ExecutionResult(self.name, n, shots, counts=_counts(idx, n), expectations=z)
-
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(work), timeout)
-        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes on Python 3.10
-            raise BackendError(f"qsim execution exceeded the timeout of {timeout} s.") from exc
-
     # -- shots --------------------------------------------------------------------------------
-    def _estimate(
-        self,
-        tpl: _Template,
-        obs: list[PauliSum],
-        theta: FloatArray,
-        shots: int,
-        rng: np.random.Generator,
-    ) -> FloatArray:
-        """Shot estimates: each Pauli term is measured in its own basis (rotations on qsim)."""
-        n = tpl.n_qubits
-        out = np.zeros((theta.shape[0], len(obs)))
-        samples: dict[tuple[tuple[int, str], ...], npt.NDArray[np.int64]] = {}
-        for o, ps in enumerate(obs):
-            for term in ps.terms:
-                coeff = complex(term.coeff).real
-                if not term.paulis:
-                    out[:, o] += coeff
-                    continue
-                basis = tuple((q, p) for q, p in term.paulis if p in "XY")
-                if basis not in samples:
-                    rotations = tuple(
-                        NativeOp(r.kind, (q,), offset=r.offset)
-                        for q, p in basis
-                        for r in _MEASURE_BASIS[p]
-                    )
-                    states = self._run_states(tpl, tpl.ops + rotations, theta)
-                    samples[basis] = _sample_indices(_probabilities(states), shots, rng)
-                idx = samples[basis]
-                parity = np.zeros(idx.shape, dtype=np.int64)
-                for q in term.qubits:
-                    parity ^= (idx >> (n - 1 - q)) & 1
-                out[:, o] += coeff * (1 - 2 * parity).mean(axis=1)
-        return out
-
-    def _generator(self, seed: int | None) -> np.random.Generator:
-        return self._rng if seed is None else np.random.default_rng(seed)
-
-
-def _check_shots(shots: Any) -> None:
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise CapabilityError(f"shots must be a positive int (or None for exact), got {shots!r}.")
-
-
-def _probabilities(states: Any) -> FloatArray:
-    probs = np.abs(np.asarray(states, dtype=np.complex128)) ** 2
-    return np.asarray(probs / probs.sum(axis=1, keepdims=True), dtype=np.float64)
-
-
-def _z_signs(n: int) -> FloatArray:
-    """``[2**n, n]``: ``+1`` where qubit ``q`` is 0 in the basis state, ``-1`` where it is 1."""
-    x = np.arange(1 << n)[:, None]
-    bits = (x >> (n - 1 - np.arange(n))[None, :]) & 1
-    return np.asarray(1 - 2 * bits, dtype=np.float64)
-
-
-def _counts(idx: npt.NDArray[np.int64], n: int) -> dict[str, int]:
-    uniq, cnt = np.unique(idx, return_counts=True)
-    return {format(int(u), f"0{n}b"): int(c) for u, c in zip(uniq, cnt, strict=True)}
-
-
-def _sample_indices(
-    probs: FloatArray, shots: int, rng: np.random.Generator
-) -> npt.NDArray[np.int64]:
-    """``shots`` basis indices per row, by inverse-CDF sampling vectorised over the batch."""
-    bsz, dim = probs.shape
-    cdf = np.cumsum(probs, axis=1)
-    cdf /= cdf[:, -1:]
-    u = rng.random((bsz, shots))
-    offs = np.arange(bsz)[:, None]
-    flat = np.searchsorted((cdf + offs).ravel(), (u + offs).ravel(), side="right")
-    idx: npt.NDArray[np.int64] = np.minimum(flat.reshape(bsz, shots) - offs * dim, dim - 1)
-    return idx.astype(np.int64)
+    def _basis_states(
+        self, tpl: _Template, theta: FloatArray, basis: tuple[tuple[int, str], ...]
+    ) -> Any:
+        """Final states with the qubits of ``basis`` rotated to Z on qsim (for shot estimates)."""
+        rotations = tuple(
+            NativeOp(r.kind, (q,), offset=r.offset) for q, p in basis for r in _MEASURE_BASIS[p]
+        )
+        return self._run_states(tpl, tpl.ops + rotations, theta)

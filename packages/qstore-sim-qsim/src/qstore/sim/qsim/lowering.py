@@ -3,7 +3,7 @@
 Every Q-Store gate becomes one or a few of qsim's gate kinds (Cirq's eigen-gates
 ``XPowGate(exponent, global_shift)`` and friends). Each lowered gate has at most one bound
 number, its exponent, which is an affine function ``scale * theta[g] + offset`` of a single gate
-parameter ``theta[g]`` (see :mod:`qstore.sim.qsim._parameters`). Binding a batch therefore only
+parameter ``theta[g]`` (see :mod:`qstore.core.backends._plugin`). Binding a batch therefore only
 computes an ``[B, J]`` exponent matrix; nothing is re-translated per binding.
 
 The decompositions are exact, global phase included (``RX(t) = XPowGate(t/pi, -1/2)``,
@@ -22,14 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
+from qstore.core.backends._plugin import (
+    FloatArray,
+    ObservableTerms,
+    affine_parameters,
+    lower_template,
+)
 from qstore.core.circuit import UnifiedCircuit
-from qstore.core.errors import BackendError, ObservableError
-from qstore.core.observables import PauliSum
+from qstore.core.errors import BackendError
 
-FloatArray = npt.NDArray[np.float64]
 _INV_PI = 1.0 / math.pi
 
 # Kinds with an exponent, and the Cirq gate class with the same meaning.
@@ -131,73 +132,15 @@ def lower_gate(gate: str, qubits: tuple[int, ...], cols: Sequence[int]) -> list[
 
 def lower_circuit(circuit: UnifiedCircuit, slots: Sequence[Sequence[int]]) -> tuple[NativeOp, ...]:
     """All qsim gates of ``circuit`` (measurements dropped); ``slots`` as in ParameterMap."""
-    out: list[NativeOp] = []
-    for op, cols in zip(circuit, slots, strict=True):
-        if op.is_measurement:
-            continue
-        out.extend(lower_gate(op.gate, op.qubits, cols))
-    return tuple(out)
+    return lower_template(circuit, slots, lower_gate)
 
 
 def exponent_matrix(ops: Sequence[NativeOp], theta: FloatArray) -> FloatArray:
     """Exponents ``[B, J]`` of the bound pow gates (``col >= 0``), in op order."""
-    bound = [o for o in ops if o.col >= 0]
-    if not bound:
-        return np.zeros((theta.shape[0], 0))
-    cols = np.asarray([o.col for o in bound], dtype=np.intp)
-    scale = np.asarray([o.scale for o in bound])
-    offset = np.asarray([o.offset for o in bound])
-    return np.asarray(theta[:, cols] * scale + offset, dtype=np.float64)
+    return affine_parameters([o for o in ops if o.col >= 0], theta)
 
 
 # -- observables --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ObservableTerms:
-    """Observables split into constants (identity terms) and real-weighted Pauli words.
-
-    ``active`` lists the observables that have at least one word; only those are simulated.
-    """
-
-    constants: FloatArray  # [n_obs]
-    words: tuple[tuple[tuple[tuple[int, str], ...], float], ...]  # (paulis, weight)
-    per_obs: tuple[tuple[int, ...], ...]  # per observable: indices into words
-
-    @property
-    def n_obs(self) -> int:
-        return len(self.per_obs)
-
-    @property
-    def active(self) -> tuple[int, ...]:
-        return tuple(o for o, idx in enumerate(self.per_obs) if idx)
-
-
-def split_observables(observables: Sequence[PauliSum], n_qubits: int) -> ObservableTerms:
-    constants = np.zeros(len(observables))
-    words: list[tuple[tuple[tuple[int, str], ...], float]] = []
-    per_obs: list[tuple[int, ...]] = []
-    for o, obs in enumerate(observables):
-        if obs.max_qubit >= n_qubits:
-            raise ObservableError(
-                f"Observable {obs} acts on qubit {obs.max_qubit}; the circuit has {n_qubits} "
-                "qubits."
-            )
-        mine = []
-        for term in obs.terms:
-            coeff = complex(term.coeff)
-            if abs(coeff.imag) > 1e-12:
-                raise ObservableError(
-                    f"Observable {obs} has the complex coefficient {coeff}; expectation values "
-                    "need real coefficients."
-                )
-            if not term.paulis:
-                constants[o] += coeff.real
-                continue
-            mine.append(len(words))
-            words.append((term.paulis, coeff.real))
-        per_obs.append(tuple(mine))
-    return ObservableTerms(constants, tuple(words), tuple(per_obs))
 
 
 def qsim_opsums(module: Any, terms: ObservableTerms, n_qubits: int) -> list[tuple[list[Any], int]]:

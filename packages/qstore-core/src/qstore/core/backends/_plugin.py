@@ -1,0 +1,607 @@
+"""Helpers for simulator plugins: what the backends of qstore-sim-qsim and qstore-sim-lightning
+share.
+
+Such a backend lowers a circuit template once to its simulator's own operations, each with at
+most one bound number that is an affine function ``scale * theta[g] + offset`` of a single gate
+parameter ``theta[g]``. :class:`ParameterMap` computes ``theta [B, G]`` for a batch of bindings
+(and the chain rule back) without allocating anything of size ``2**n``; :func:`cached_template`
+keeps the lowered template on the circuit; :func:`split_observables` turns observables into the
+real-weighted Pauli words a simulator measures. :class:`SimulatorPluginMixin` gives the batch API
+that is the same for every such backend (expectations exact or from shots, VJPs, probabilities,
+samples, counts and ``execute``); the backend supplies the simulation itself.
+
+The module is private to the Q-Store distributions: its names may change between releases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from qstore.core.backends.base import ExecutionResult
+from qstore.core.backends.local import _check_shots as check_shots
+from qstore.core.backends.local import _sample_indices as sample_indices
+from qstore.core.backends.local import _z_expectations as z_expectations
+from qstore.core.backends.local import split_names
+from qstore.core.circuit import UnifiedCircuit
+from qstore.core.errors import (
+    BackendError,
+    BindingError,
+    NonFiniteParameterError,
+    ObservableError,
+    UnboundParameterError,
+)
+from qstore.core.observables import PauliSum, as_observables
+
+__all__ = [
+    "AffineOp",
+    "FloatArray",
+    "ObservableTerms",
+    "ParameterMap",
+    "SimulatorPluginMixin",
+    "Template",
+    "affine_parameters",
+    "cached_template",
+    "check_shots",
+    "counts_from_indices",
+    "lower_template",
+    "probabilities_from_states",
+    "sample_indices",
+    "split_observables",
+    "z_expectations",
+]
+
+FloatArray = npt.NDArray[np.float64]
+Basis = tuple[tuple[int, str], ...]  # (qubit, "X" or "Y") rotated to Z before sampling
+
+OpT = TypeVar("OpT")
+
+
+# -- gate parameters ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParameterMap:
+    """Gate parameters of a circuit template as a vectorised function of the binding matrix.
+
+    Gate parameter ``g`` (every parameter of every gate, in circuit order) is a polynomial in the
+    binding columns. For a batch ``values [B, P]`` (per-sample columns first, then shared ones)::
+
+        theta = const + values @ w + sum_m coeff_m * prod(values[:, cols_m])
+
+    Built once per template and column layout. Unlike the core's compiled ``Program`` it allocates
+    nothing of size ``2**n``, which matters for simulators that run 30 qubits.
+
+    ``slots[k]`` lists the theta columns of the parameters of operation ``k`` of the circuit
+    (empty for measurements and fixed gates); ``gates[g]`` is ``(gate name, parameter index)``.
+    """
+
+    names: tuple[str, ...]
+    n_batched: int
+    const: FloatArray
+    w: FloatArray  # [P, G]
+    mono: tuple[tuple[tuple[int, ...], int, float], ...]  # (columns, theta index, coefficient)
+    slots: tuple[tuple[int, ...], ...]
+    gates: tuple[tuple[str, int], ...]
+
+    @property
+    def n_theta(self) -> int:
+        return int(self.const.shape[0])
+
+    @property
+    def symbolic(self) -> npt.NDArray[np.bool_]:
+        """Which gate parameters depend on a binding column (the others are constants)."""
+        dep = (self.w != 0.0).any(axis=0)
+        for _, g, _ in self.mono:
+            dep[g] = True
+        return np.asarray(dep, dtype=bool)
+
+    @classmethod
+    def build(
+        cls, circuit: UnifiedCircuit, names: Sequence[str], shared_names: Sequence[str] = ()
+    ) -> ParameterMap:
+        all_names = tuple(names) + tuple(shared_names)
+        if len(set(all_names)) != len(all_names):
+            dup = sorted({x for x in all_names if all_names.count(x) > 1})
+            raise BindingError(f"Parameter name(s) {dup} are given more than once.")
+        col = {nm: i for i, nm in enumerate(all_names)}
+        missing = [s for s in circuit.parameters if s not in col]
+        if missing:
+            raise UnboundParameterError(
+                f"The circuit's symbol(s) {missing} have no values; pass them as columns of the "
+                "parameter batch (names=...) or as shared values. Known columns: "
+                f"{list(all_names)}."
+            )
+        const: list[float] = []
+        w_entries: list[tuple[int, int, float]] = []
+        mono: list[tuple[tuple[int, ...], int, float]] = []
+        slots: list[tuple[int, ...]] = []
+        gates: list[tuple[str, int]] = []
+        for op in circuit:
+            if op.is_measurement:
+                slots.append(())
+                continue
+            idx = []
+            for i, expr in enumerate(op.params):
+                g = len(const)
+                const.append(expr.constant)
+                gates.append((op.gate, i))
+                for m, c in expr.terms:
+                    cols = tuple(col[s] for s in m)
+                    if len(cols) == 1:
+                        w_entries.append((cols[0], g, c))
+                    else:
+                        mono.append((cols, g, c))
+                idx.append(g)
+            slots.append(tuple(idx))
+        w = np.zeros((len(all_names), len(const)))
+        for ci, g, c in w_entries:
+            w[ci, g] += c
+        return cls(
+            names=all_names,
+            n_batched=len(names),
+            const=np.asarray(const, dtype=np.float64),
+            w=w,
+            mono=tuple(mono),
+            slots=tuple(slots),
+            gates=tuple(gates),
+        )
+
+    def layout(
+        self, values: npt.ArrayLike | None, shared: Mapping[str, float] | None
+    ) -> FloatArray:
+        """Validate the bindings and lay out the full ``[B, P]`` matrix (shared broadcast)."""
+        nb = self.n_batched
+        if values is None:
+            if nb:
+                raise BindingError(
+                    f"The circuit needs per-sample values for {list(self.names[:nb])}; pass "
+                    "values=."
+                )
+            v = np.zeros((1, 0))
+        else:
+            v = np.asarray(values, dtype=np.float64)
+            if v.ndim == 1 and nb:
+                v = v[None, :]
+            if v.ndim != 2 or v.shape[1] != nb:
+                raise BindingError(
+                    f"values must have shape [batch, {nb}] with columns {list(self.names[:nb])}; "
+                    f"got shape {list(np.shape(values))}."
+                )
+            if v.shape[0] == 0:
+                raise BindingError(
+                    "values has an empty batch (shape [0, P]); give at least one row."
+                )
+        s = np.asarray([float(shared[k]) for k in self.names[nb:]]) if shared else np.zeros(0)
+        if not (np.isfinite(v).all() and np.isfinite(s).all()):
+            raise NonFiniteParameterError(
+                "A binding value is NaN or infinite; check the values and shared parameters."
+            )
+        return np.concatenate([v, np.broadcast_to(s, (v.shape[0], s.shape[0]))], axis=1)
+
+    def theta(self, full: FloatArray) -> FloatArray:
+        """Gate parameters ``[B, G]`` for the full binding matrix ``[B, P]``."""
+        theta = self.const + full @ self.w
+        for cols, g, c in self.mono:
+            prod = np.full(full.shape[0], c)
+            for ci in cols:
+                prod = prod * full[:, ci]
+            theta[:, g] += prod
+        if not np.isfinite(theta).all():
+            raise NonFiniteParameterError(
+                "A gate parameter evaluated to NaN or infinity; check the bindings for NaN/inf."
+            )
+        return np.asarray(theta, dtype=np.float64)
+
+    def chain_rule(self, full: FloatArray, gtheta: FloatArray) -> FloatArray:
+        """Map ``d/dtheta [B, G]`` to ``d/dvalues [B, P]`` through the parameter expressions."""
+        gv = gtheta @ self.w.T
+        for cols, g, c in self.mono:
+            for i, ci in enumerate(cols):
+                other = np.full(full.shape[0], c)
+                for j, cj in enumerate(cols):
+                    if j != i:
+                        other = other * full[:, cj]
+                gv[:, ci] += other * gtheta[:, g]
+        return np.asarray(gv, dtype=np.float64)
+
+
+# -- lowering -------------------------------------------------------------------------------------
+
+
+class AffineOp(Protocol):
+    """A lowered operation whose bound number is ``scale * theta[col] + offset``."""
+
+    @property
+    def col(self) -> int: ...
+
+    @property
+    def scale(self) -> float: ...
+
+    @property
+    def offset(self) -> float: ...
+
+
+def lower_template(
+    circuit: UnifiedCircuit,
+    slots: Sequence[Sequence[int]],
+    lower_gate: Callable[[str, tuple[int, ...], Sequence[int]], Sequence[OpT]],
+) -> tuple[OpT, ...]:
+    """All operations ``lower_gate`` gives for the gates of ``circuit`` (measurements dropped);
+    ``slots`` as in :attr:`ParameterMap.slots`."""
+    out: list[OpT] = []
+    for op, cols in zip(circuit, slots, strict=True):
+        if op.is_measurement:
+            continue
+        out.extend(lower_gate(op.gate, op.qubits, cols))
+    return tuple(out)
+
+
+def affine_parameters(bound: Sequence[AffineOp], theta: FloatArray) -> FloatArray:
+    """Bound numbers ``[B, J]`` (``scale * theta[:, col] + offset``) of the ``bound`` ops."""
+    if not bound:
+        return np.zeros((theta.shape[0], 0))
+    cols = np.asarray([o.col for o in bound], dtype=np.intp)
+    scale = np.asarray([o.scale for o in bound])
+    offset = np.asarray([o.offset for o in bound])
+    return np.asarray(theta[:, cols] * scale + offset, dtype=np.float64)
+
+
+@dataclass
+class Template(Generic[OpT]):
+    """One circuit template and column layout, lowered once (cached on the circuit).
+
+    Backends subclass it to add their own caches (built per op list, device, ...).
+    """
+
+    n_qubits: int
+    pmap: ParameterMap
+    ops: tuple[OpT, ...]
+
+
+TemplateT = TypeVar("TemplateT", bound=Template[Any])
+
+
+def cached_template(
+    kind: type[TemplateT],
+    owner: str,
+    circuit: UnifiedCircuit,
+    names: Sequence[str] | None,
+    shared: Mapping[str, float] | None,
+    lower: Callable[[UnifiedCircuit, Sequence[Sequence[int]]], tuple[Any, ...]],
+) -> TemplateT:
+    """The ``kind`` template of ``circuit`` for this column layout, lowered by ``lower`` once.
+
+    Cached in the circuit's program cache under a key that starts with ``owner``.
+    """
+    if not isinstance(circuit, UnifiedCircuit):
+        raise BackendError(
+            f"Expected a qstore.core.UnifiedCircuit, got {type(circuit).__name__}; convert "
+            "Cirq/Qiskit circuits with UnifiedCircuit.from_cirq / from_qiskit."
+        )
+    bnames, snames = split_names(circuit, names, shared)
+    key = (owner, len(circuit), bnames, snames)
+    cache = circuit._program_cache
+    tpl = cache.get(key)
+    if not isinstance(tpl, kind):
+        pmap = ParameterMap.build(circuit, bnames, snames)
+        tpl = kind(circuit.n_qubits, pmap, lower(circuit, pmap.slots))
+        if len(cache) > 16:
+            cache.clear()
+        cache[key] = tpl
+    return tpl
+
+
+# -- observables ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObservableTerms:
+    """Observables split into constants (identity terms) and real-weighted Pauli words.
+
+    ``active`` lists the observables that have at least one word; only those are simulated.
+    """
+
+    constants: FloatArray  # [n_obs]
+    words: tuple[tuple[tuple[tuple[int, str], ...], float], ...]  # (paulis, weight)
+    per_obs: tuple[tuple[int, ...], ...]  # per observable: indices into words
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.per_obs)
+
+    @property
+    def active(self) -> tuple[int, ...]:
+        return tuple(o for o, idx in enumerate(self.per_obs) if idx)
+
+
+def split_observables(observables: Sequence[PauliSum], n_qubits: int) -> ObservableTerms:
+    """Split ``observables`` on ``n_qubits`` qubits; refuses complex coefficients."""
+    constants = np.zeros(len(observables))
+    words: list[tuple[tuple[tuple[int, str], ...], float]] = []
+    per_obs: list[tuple[int, ...]] = []
+    for o, obs in enumerate(observables):
+        if obs.max_qubit >= n_qubits:
+            raise ObservableError(
+                f"Observable {obs} acts on qubit {obs.max_qubit}; the circuit has {n_qubits} "
+                "qubits."
+            )
+        mine = []
+        for term in obs.terms:
+            coeff = complex(term.coeff)
+            if abs(coeff.imag) > 1e-12:
+                raise ObservableError(
+                    f"Observable {obs} has the complex coefficient {coeff}; expectation values "
+                    "need real coefficients."
+                )
+            if not term.paulis:
+                constants[o] += coeff.real
+                continue
+            mine.append(len(words))
+            words.append((term.paulis, coeff.real))
+        per_obs.append(tuple(mine))
+    return ObservableTerms(constants, tuple(words), tuple(per_obs))
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+def probabilities_from_states(states: Any) -> FloatArray:
+    """Basis-state probabilities ``[B, 2**n]`` of state vectors, rows renormalised to sum to 1."""
+    probs = np.abs(np.asarray(states, dtype=np.complex128)) ** 2
+    return np.asarray(probs / probs.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def counts_from_indices(idx: npt.NDArray[np.int64], n: int) -> dict[str, int]:
+    """Counts per bitstring (qubit 0 first) of the sampled basis indices ``idx``."""
+    uniq, cnt = np.unique(idx, return_counts=True)
+    return {format(int(u), f"0{n}b"): int(c) for u, c in zip(uniq, cnt, strict=True)}
+
+
+def _check_cotangent(cotangent: npt.ArrayLike, batch: int, n_obs: int) -> FloatArray:
+    cot = np.asarray(cotangent, dtype=np.float64)
+    if cot.ndim == 1 and batch == 1:
+        cot = cot[None]
+    if cot.shape != (batch, n_obs):
+        raise BindingError(
+            f"cotangent must have shape [batch, n_observables] = {[batch, n_obs]}, got "
+            f"{list(cot.shape)}."
+        )
+    return cot
+
+
+# -- the shared batch API -------------------------------------------------------------------------
+
+
+class SimulatorPluginMixin(Generic[TemplateT]):
+    """The part of a simulator plugin's backend that does not depend on the simulator.
+
+    The backend sets ``name`` and ``_rng`` (the default shot generator) and implements
+    :meth:`state`, :meth:`_template`, :meth:`_run_expectations`, :meth:`_gate_vjp` and
+    :meth:`_basis_states`.
+    """
+
+    name: str
+    _rng: np.random.Generator
+    # execute(shots=None) leaves out basis states whose probability is at most this
+    _probability_cutoff: ClassVar[float] = 1e-15
+
+    # -- to implement ---------------------------------------------------------------------------
+    def state(
+        self,
+        circuit: UnifiedCircuit,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> npt.NDArray[Any]:
+        """Final state vectors ``[batch, 2**n]`` (qubit 0 most significant)."""
+        raise NotImplementedError
+
+    def _template(
+        self,
+        circuit: UnifiedCircuit,
+        names: Sequence[str] | None,
+        shared: Mapping[str, float] | None,
+    ) -> TemplateT:
+        """The lowered template of ``circuit`` for this column layout (see cached_template)."""
+        raise NotImplementedError
+
+    def _run_expectations(
+        self, tpl: TemplateT, terms: ObservableTerms, theta: FloatArray
+    ) -> FloatArray:
+        """Exact expectations ``[R, n_obs]`` for every row of ``theta``."""
+        raise NotImplementedError
+
+    def _gate_vjp(
+        self, tpl: TemplateT, terms: ObservableTerms, theta: FloatArray, cot: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Expectations ``[B, n_obs]`` and the gradient of ``sum(cot * E)`` by ``theta``."""
+        raise NotImplementedError
+
+    def _basis_states(self, tpl: TemplateT, theta: FloatArray, basis: Basis) -> npt.NDArray[Any]:
+        """Final states ``[R, 2**n]`` with the qubits of ``basis`` rotated from X or Y to Z."""
+        raise NotImplementedError
+
+    def _engine(self) -> str:
+        """What runs the circuits, as error messages name it."""
+        return self.name
+
+    # -- shared ---------------------------------------------------------------------------------
+    def _prepare(
+        self,
+        circuit: UnifiedCircuit,
+        values: npt.ArrayLike | None,
+        names: Sequence[str] | None,
+        shared: Mapping[str, float] | None,
+    ) -> tuple[TemplateT, FloatArray, FloatArray]:
+        """The template, the full binding matrix ``[B, P]`` and the gate parameters ``[B, G]``."""
+        tpl = self._template(circuit, names, shared)
+        full = tpl.pmap.layout(values, shared)
+        return tpl, full, tpl.pmap.theta(full)
+
+    def _generator(self, seed: int | None) -> np.random.Generator:
+        return self._rng if seed is None else np.random.default_rng(seed)
+
+    def expectation(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any = None,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+    ) -> FloatArray:
+        """Expectations ``[batch, n_observables]`` (``None`` observables: ``Z`` per qubit)."""
+        tpl, _, theta = self._prepare(circuit, values, names, shared)
+        obs = as_observables(observables, circuit.n_qubits)
+        terms = split_observables(obs, circuit.n_qubits)
+        if shots is None:
+            return self._run_expectations(tpl, terms, theta)
+        check_shots(shots)
+        return self._estimate(tpl, obs, theta, shots, self._generator(seed))
+
+    def vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Gradient of ``sum(cotangent * expectation)`` by the backend's gradient method.
+
+        Returns ``(d/dvalues [batch, P], d/dshared [len(shared)])``.
+        """
+        _, gv, gs = self.value_and_vjp(
+            circuit, observables, values, cotangent, names=names, shared=shared
+        )
+        return gv, gs
+
+    def value_and_vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Expectations and the VJP together (one simulator pass where the backend can)."""
+        tpl, full, theta = self._prepare(circuit, values, names, shared)
+        terms = split_observables(as_observables(observables, circuit.n_qubits), circuit.n_qubits)
+        cot = _check_cotangent(cotangent, theta.shape[0], terms.n_obs)
+        e, gtheta = self._gate_vjp(tpl, terms, theta, cot)
+        gv = tpl.pmap.chain_rule(full, gtheta)
+        nb = tpl.pmap.n_batched
+        return e, gv[:, :nb], gv[:, nb:].sum(axis=0)
+
+    def probabilities(
+        self,
+        circuit: UnifiedCircuit,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> FloatArray:
+        """Basis-state probabilities ``[batch, 2**n]`` (rows renormalised to sum to 1)."""
+        return probabilities_from_states(self.state(circuit, values, names=names, shared=shared))
+
+    def sample(
+        self,
+        circuit: UnifiedCircuit,
+        shots: int,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+        seed: int | None = None,
+    ) -> npt.NDArray[np.int64]:
+        """Measured basis indices ``[batch, shots]`` (qubit 0 most significant), seeded."""
+        check_shots(shots)
+        probs = self.probabilities(circuit, values, names=names, shared=shared)
+        return sample_indices(probs, shots, self._generator(seed))
+
+    def counts(
+        self,
+        circuit: UnifiedCircuit,
+        shots: int,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+        seed: int | None = None,
+    ) -> list[dict[str, int]]:
+        """Counts per bitstring (qubit 0 first) for every row of the batch."""
+        idx = self.sample(circuit, shots, values, names=names, shared=shared, seed=seed)
+        return [counts_from_indices(row, circuit.n_qubits) for row in idx]
+
+    async def execute(
+        self, circuit: UnifiedCircuit, shots: int | None = 1000, timeout: float | None = None
+    ) -> ExecutionResult:
+        """Run one bound circuit: counts with ``shots``, exact probabilities with ``None``."""
+        if circuit.is_parameterized:
+            raise BindingError(
+                f"execute() needs a bound circuit; symbols {circuit.parameter_names} are unbound. "
+                "Use circuit.bind({...}) first."
+            )
+        if shots is not None:
+            check_shots(shots)
+
+        def work() -> ExecutionResult:
+            n = circuit.n_qubits
+            probs = self.probabilities(circuit)[0]
+            z = z_expectations(probs, n)
+            if shots is None:
+                nz = np.flatnonzero(probs > self._probability_cutoff)
+                pmap = {format(int(i), f"0{n}b"): float(probs[i]) for i in nz}
+                return ExecutionResult(self.name, n, None, probabilities=pmap, expectations=z)
+            idx = sample_indices(probs[None], shots, self._generator(None))[0]
+            counts = counts_from_indices(idx, n)
+            return ExecutionResult(self.name, n, shots, counts=counts, expectations=z)
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(work), timeout)
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes on Python 3.10
+            raise BackendError(
+                f"{self._engine()} execution exceeded the timeout of {timeout} s."
+            ) from exc
+
+    def _estimate(
+        self,
+        tpl: TemplateT,
+        obs: list[PauliSum],
+        theta: FloatArray,
+        shots: int,
+        rng: np.random.Generator,
+    ) -> FloatArray:
+        """Shot estimates: each Pauli term is measured in its own basis (rotations simulated)."""
+        n = tpl.n_qubits
+        out = np.zeros((theta.shape[0], len(obs)))
+        samples: dict[Basis, npt.NDArray[np.int64]] = {}
+        for o, ps in enumerate(obs):
+            for term in ps.terms:
+                coeff = complex(term.coeff).real
+                if not term.paulis:
+                    out[:, o] += coeff
+                    continue
+                basis = tuple((q, p) for q, p in term.paulis if p in "XY")
+                if basis not in samples:
+                    states = self._basis_states(tpl, theta, basis)
+                    samples[basis] = sample_indices(probabilities_from_states(states), shots, rng)
+                idx = samples[basis]
+                parity = np.zeros(idx.shape, dtype=np.int64)
+                for q in term.qubits:
+                    parity ^= (idx >> (n - 1 - q)) & 1
+                out[:, o] += coeff * (1 - 2 * parity).mean(axis=1)
+        return out
