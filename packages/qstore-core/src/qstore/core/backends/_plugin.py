@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends.base import ExecutionResult
+from qstore.core.backends.base import ExecutionResult, FusedVJP
 from qstore.core.backends.local import _check_shots as check_shots
 from qstore.core.backends.local import _sample_indices as sample_indices
 from qstore.core.backends.local import _z_expectations as z_expectations
@@ -378,7 +378,7 @@ def _check_cotangent(cotangent: npt.ArrayLike, batch: int, n_obs: int) -> FloatA
 # -- the shared batch API -------------------------------------------------------------------------
 
 
-class SimulatorPluginMixin(Generic[TemplateT]):
+class SimulatorPluginMixin(FusedVJP, Generic[TemplateT]):
     """The part of a simulator plugin's backend that does not depend on the simulator.
 
     The backend sets ``name`` and ``_rng`` (the default shot generator) and implements
@@ -467,25 +467,6 @@ class SimulatorPluginMixin(Generic[TemplateT]):
             return self._run_expectations(tpl, terms, theta)
         check_shots(shots)
         return self._estimate(tpl, obs, theta, shots, self._generator(seed))
-
-    def vjp(
-        self,
-        circuit: UnifiedCircuit,
-        observables: Any,
-        values: npt.ArrayLike | None,
-        cotangent: npt.ArrayLike,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-    ) -> tuple[FloatArray, FloatArray]:
-        """Gradient of ``sum(cotangent * expectation)`` by the backend's gradient method.
-
-        Returns ``(d/dvalues [batch, P], d/dshared [len(shared)])``.
-        """
-        _, gv, gs = self.value_and_vjp(
-            circuit, observables, values, cotangent, names=names, shared=shared
-        )
-        return gv, gs
 
     def value_and_vjp(
         self,

@@ -167,3 +167,40 @@ class Backend(Protocol):
     ) -> ExecutionResult:
         """Run one bound circuit; counts (shots) or probabilities (exact)."""
         ...
+
+
+class FusedVJP:
+    """``vjp`` for backends whose ``value_and_vjp`` computes expectations and the VJP in one
+    pass: the VJP alone is that call without its first result."""
+
+    def value_and_vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """``(expectations [batch, n_obs], d/dvalues [batch, P], d/dshared [len(shared)])``."""
+        raise NotImplementedError
+
+    def vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Gradient of ``sum(cotangent * expectation)`` by the backend's gradient method.
+
+        Returns ``(d/dvalues [batch, P], d/dshared [len(shared)])``.
+        """
+        _, gv, gs = self.value_and_vjp(
+            circuit, observables, values, cotangent, names=names, shared=shared
+        )
+        return gv, gs

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends.base import Capabilities, ExecutionResult, FloatArray
+from qstore.core.backends.base import Capabilities, ExecutionResult, FloatArray, FusedVJP
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine import statevector as sv
 from qstore.core.engine.program import Program, compile_program
@@ -40,7 +40,7 @@ def split_names(
     return tuple(names), shared_names
 
 
-class LocalBackend:
+class LocalBackend(FusedVJP):
     """Exact, seeded-shot and adjoint-differentiable simulation of batches on the CPU.
 
     Args:
@@ -165,25 +165,6 @@ class LocalBackend:
         _check_shots(shots)
         obs = as_observables(observables, circuit.n_qubits)
         return _estimate(state, obs, prog.n_qubits, shots, self._generator(seed))
-
-    def vjp(
-        self,
-        circuit: UnifiedCircuit,
-        observables: Any,
-        values: npt.ArrayLike | None,
-        cotangent: npt.ArrayLike,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-    ) -> tuple[FloatArray, FloatArray]:
-        """Adjoint-method gradient of ``sum(cotangent * expectation)``.
-
-        Returns ``(d/dvalues [batch, P], d/dshared [len(shared)])``.
-        """
-        _, gv, gs = self.value_and_vjp(
-            circuit, observables, values, cotangent, names=names, shared=shared
-        )
-        return gv, gs
 
     def value_and_vjp(
         self,
