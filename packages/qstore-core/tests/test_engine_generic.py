@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import qstore.core as qc
+from qstore.core import templates
 from qstore.core.backends.local import LocalBackend
 from qstore.core.engine import generic
 from qstore.core.observables import X, Y, Z, as_observable
@@ -56,3 +57,66 @@ def test_generic_forward_matches_dense_unitary(observables: str | None, dtype: s
     np.testing.assert_allclose(
         be.expectation(c, obs, xs, names=names, shared=shared), np.array(ref), atol=tol
     )
+
+
+# -- trailing shared layers as one matrix ------------------------------------------------------
+class _NoPlanOps(generic.NumpyOps):
+    unitary_max_qubits = 0
+
+
+def _stacked_circuit(n: int) -> qc.UnifiedCircuit:
+    """Per-sample encoding, then shared layers of two structures, constant and general gates."""
+    c = qc.UnifiedCircuit(n)
+    for i in range(n):
+        c.add_gate("RY", i, f"x{i}")
+    for layer in range(3):  # one structure, repeated: a stack of three
+        for i in range(n):
+            c.add_gate("RY", i, f"a{layer}_{i}").add_gate("RZ", i, f"b{layer}_{i}")
+        for i in range(n - 1):
+            c.add_gate("CNOT", [i, i + 1])
+    c.add_gate("CRY", [0, 2], "g").add_gate("T", 1).add_gate("CZ", [0, n - 1])
+    for layer in range(2):  # another structure (a constant gate inside, a phase permutation)
+        for i in range(n):
+            c.add_gate("H", i).add_gate("RX", i, f"c{layer}_{i}")
+        c.add_gate("CZ", [0, 1]).add_gate("SWAP", [1, 2]).add_gate("X", 0)
+    return c
+
+
+def test_unitary_plan_stacks_layers_of_one_structure() -> None:
+    c, inputs, weights = templates.layer_circuit(6, 4)
+    be = LocalBackend()
+    prog = be.program(c, None, inputs, dict.fromkeys(weights, 0.0))
+    plan = generic.unitary_plan(prog)
+    assert plan is not None and plan.start == 2  # the encoded first layer and its permutation
+    assert [type(s).__name__ for s in plan.segments] == ["LayerStack"]
+    assert plan.segments[0].count == 3  # type: ignore[union-attr]
+    big = templates.layer_circuit(generic.UNITARY_MAX_QUBITS + 1, 4)
+    prog = be.program(big[0], None, big[1], dict.fromkeys(big[2], 0.0))
+    assert generic.unitary_plan(prog) is None
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_unitary_plan_gives_the_same_states(with_state: bool) -> None:
+    n = 4
+    rng = np.random.default_rng(3)
+    c = _stacked_circuit(n)
+    names = [f"x{i}" for i in range(n)]
+    shared = {k: float(rng.uniform(-3, 3)) for k in c.parameter_names if k not in names}
+    xs = rng.uniform(0, np.pi, (6, n))
+    prog = LocalBackend().program(c, None, names, shared)
+    plan = generic.unitary_plan(prog)
+    assert plan is not None and any(isinstance(s, generic.LayerStack) for s in plan.segments)
+    assert any(not isinstance(s, generic.LayerStack) for s in plan.segments)
+    values = np.concatenate([xs, np.tile([shared[k] for k in prog.names[n:]], (6, 1))], axis=1)
+    init = None
+    if with_state:
+        init = rng.normal(size=(6, 1 << n)) + 1j * rng.normal(size=(6, 1 << n))
+        init /= np.linalg.norm(init, axis=1, keepdims=True)
+    ops, plain = generic.NumpyOps(), _NoPlanOps()
+    got = generic.run(ops, prog, ops.to_real(values), initial_state=init)
+    ref = generic.run(plain, prog, plain.to_real(values), initial_state=init)
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+    row = dict(shared, **{f"x{i}": xs[0, i] for i in range(n)})
+    dense = c.unitary(row)
+    start = np.eye(1 << n)[0] if init is None else init[0]
+    np.testing.assert_allclose(got[0], dense @ start, atol=1e-12)

@@ -45,6 +45,21 @@ def test_gradcheck_weights_and_inputs(
     assert _gradcheck(layer, torch.rand(3, n_features, dtype=torch.float64) * math.pi)
 
 
+@pytest.mark.parametrize("encoding", ["angle", "amplitude"])
+def test_gradcheck_when_shared_layers_run_as_one_matrix(encoding: str) -> None:
+    """Deep enough for the engine's unitary plan (trailing shared layers as one matrix)."""
+    from qstore.core.engine import generic
+
+    torch.manual_seed(2)
+    layer = QuantumLayer(3, depth=4, encoding=encoding).double()
+    x = torch.rand(4, 3 if encoding == "angle" else 8, dtype=torch.float64) + 0.1
+    assert _gradcheck(layer, x)
+    prog = next(iter(layer._templates.values())).program(True)
+    plan = prog.cache.get("generic.unitary_plan")
+    assert isinstance(plan, generic.UnitaryPlan)
+    assert sum(s.count for s in plan.segments if isinstance(s, generic.LayerStack)) >= 3
+
+
 def test_gradcheck_through_amplitude_encoding_and_states() -> None:
     torch.manual_seed(1)
     model = torch.nn.Sequential(

@@ -42,6 +42,10 @@ class TorchOps:
     reused while the entry lives). Training steps therefore upload nothing.
     """
 
+    #: Trailing shared-weight layers of registers up to this size run as one matrix: eager
+    #: torch pays per operation, so a few matrix products beat many small state updates.
+    unitary_max_qubits = 6
+
     def __init__(self, device: torch.device | str, complex_dtype: torch.dtype) -> None:
         if complex_dtype not in (torch.complex64, torch.complex128):
             raise ValueError(f"complex_dtype must be complex64 or complex128, got {complex_dtype}.")

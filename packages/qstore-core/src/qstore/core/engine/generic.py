@@ -14,6 +14,7 @@ expectations) is here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -73,6 +74,8 @@ class ArrayOps(Protocol):
 
 class NumpyOps:
     """:class:`ArrayOps` on NumPy (used in tests and as the template for other libraries)."""
+
+    unitary_max_qubits = 6  # NumPy pays per call, like eager frameworks
 
     def __init__(self, complex_dtype: Any = np.complex128) -> None:
         self.complex_dtype = np.dtype(complex_dtype)
@@ -175,9 +178,18 @@ def gate_matrices(
 
 def _kron(a: Tensor, b: Tensor, ops: ArrayOps) -> Tensor:
     sa, sb = ops.shape(a), ops.shape(b)
+    da, db = sa[-1], sb[-1]
+    lead = tuple(sa[:-2])
+    static = all(isinstance(d, int) for d in (*lead, *sb[:-2]))  # not symbolic (tf.function)
+    if static and lead == tuple(sb[:-2]):
+        # An outer product by matmul, then (i, j, k, l) -> (i, k, j, l): cheaper to
+        # differentiate than a broadcast product (whose gradient is a strided reduction).
+        outer = ops.matmul(ops.reshape(a, (*lead, da * da, 1)), ops.reshape(b, (*lead, 1, db * db)))
+        t = ops.moveaxis(ops.reshape(outer, (*lead, da, da, db, db)), [-3], [-2])
+        return ops.reshape(t, (*lead, da * db, da * db))
     out = a[..., :, None, :, None] * b[..., None, :, None, :]
     lead = ops.shape(out)[:-4]
-    return ops.reshape(out, (*lead, sa[-1] * sb[-1], sa[-1] * sb[-1]))
+    return ops.reshape(out, (*lead, da * db, da * db))
 
 
 def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> dict[int, Tensor]:
@@ -250,12 +262,18 @@ def run(
     """Final states ``[B, 2**n]`` for bindings ``values [B, P]``.
 
     ``initial_state [B, 2**n]`` (complex, of ``ops``' dtype) replaces ``|0...0>`` when given.
+    On small registers the trailing part of the circuit whose parameters are shared by the
+    whole batch runs as one matrix (see :func:`unitary_plan`).
     """
     n = prog.n_qubits
     theta = gate_parameters(ops, prog, values)
     bsz = ops.shape(values)[0]
     eye = ops.const(_EYE2, True)
-    opsl = list(prog.ops)
+    plan = None
+    if n <= getattr(ops, "unitary_max_qubits", 0):
+        plan = _program_const(prog, "generic.unitary_plan", lambda: unitary_plan(prog))
+    use_plan = plan is not None and (initial_state is not None or plan.start > 0)
+    opsl = list(prog.ops[: plan.start] if use_plan and plan is not None else prog.ops)
     if initial_state is not None:
         # The batch size may be a symbolic tensor while tracing (tf.function): compare it only
         # when both sides are plain ints.
@@ -283,34 +301,207 @@ def run(
         init = _program_const(prog, "generic.ground", lambda: _ground_state(n))
         state = ops.broadcast_to(ops.const(init, True), (bsz, 1 << n))
     for op in opsl:
-        if isinstance(op, LayerOp):
-            per_q = layer_matrices(ops, op, theta)
-            for start, size in op.chunks:
-                k = None
-                for q in range(start, start + size):
-                    m = per_q.get(q, eye)
-                    k = m if k is None else _kron(k, m, ops)
-                state = apply_chunk(ops, state, k, n, start, size)
-        elif isinstance(op, PermOp):
-            state = ops.take(state, op.src)
-            if op.phase is not None:
-                state = state * ops.const(op.phase, True)
-        elif isinstance(op, DiagOp):
-            state = state * ops.const(op.diag, True)
-        else:
-            assert isinstance(op, GateOp)
-            ref = op.gate
-            if ref.const_matrix is not None:
-                m = ops.const(ref.const_matrix, True)
-            else:
-                idx = _program_const(
-                    prog,
-                    f"generic.params.{ref.index}",
-                    lambda ref=ref: np.asarray([ref.params], dtype=np.intp),
-                )
-                m = gate_matrices(ops, ref.spec, theta, idx, ref.batched)[..., 0, :, :]
-            state = apply_gate(ops, state, m, ref.qubits, n)
+        state = _apply(ops, prog, state, op, theta, eye)
+    if use_plan and plan is not None:
+        state = ops.matmul(state, _plan_rows(ops, prog, plan, theta, eye))
     return state
+
+
+def _apply(
+    ops: ArrayOps, prog: Program, state: Tensor, op: object, theta: Tensor, eye: Tensor
+) -> Tensor:
+    """One op applied to a batch of states ``[B, 2**n]``."""
+    n = prog.n_qubits
+    if isinstance(op, LayerOp):
+        per_q = layer_matrices(ops, op, theta)
+        for start, size in op.chunks:
+            k = None
+            for q in range(start, start + size):
+                m = per_q.get(q, eye)
+                k = m if k is None else _kron(k, m, ops)
+            state = apply_chunk(ops, state, k, n, start, size)
+        return state
+    if isinstance(op, PermOp):
+        state = ops.take(state, op.src)
+        return state if op.phase is None else state * ops.const(op.phase, True)
+    if isinstance(op, DiagOp):
+        return state * ops.const(op.diag, True)
+    assert isinstance(op, GateOp)
+    ref = op.gate
+    if ref.const_matrix is not None:
+        m = ops.const(ref.const_matrix, True)
+    else:
+        idx = _program_const(
+            prog,
+            f"generic.params.{ref.index}",
+            lambda ref=ref: np.asarray([ref.params], dtype=np.intp),
+        )
+        m = gate_matrices(ops, ref.spec, theta, idx, ref.batched)[..., 0, :, :]
+    return apply_gate(ops, state, m, ref.qubits, n)
+
+
+# -- shared layers as one matrix ---------------------------------------------------------------
+#: No plan is made for larger registers: a ``2**n x 2**n`` matrix would cost more than it saves.
+UNITARY_MAX_QUBITS = 8
+
+
+@dataclass(frozen=True)
+class LayerStack:
+    """``count`` consecutive layers of one structure, each followed by the same permutation
+    (or none): built together, as ``[count, 2**n, 2**n]`` matrices, in a few array operations."""
+
+    first: LayerOp
+    params: tuple[tuple[npt.NDArray[np.intp] | None, ...], ...]  # per group, per position
+    perm: PermOp | None
+    count: int
+
+
+@dataclass(frozen=True)
+class UnitaryPlan:
+    """``prog.ops[start:]`` (no per-sample parameter in them) as layer stacks and single ops."""
+
+    start: int
+    segments: tuple[LayerStack | LayerOp | PermOp | DiagOp | GateOp, ...]
+
+
+def _layer_signature(op: LayerOp) -> tuple[object, ...]:
+    return tuple(
+        (
+            grp.qubit_list,
+            tuple(s.name for s in grp.specs),
+            tuple(None if c is None else c.tobytes() for c in grp.const),
+            tuple(p.shape for p in grp.params),
+        )
+        for grp in op.groups
+    )
+
+
+def _perm_signature(op: PermOp | None) -> tuple[object, ...]:
+    if op is None:
+        return ()
+    return (op.src.tobytes(), None if op.phase is None else op.phase.tobytes())
+
+
+def unitary_plan(prog: Program) -> UnitaryPlan | None:
+    """How :func:`run` builds the trailing shared part of ``prog`` as one matrix, or ``None``.
+
+    Worth it on small registers when that part has at least two layers: stacked layers of one
+    structure (the usual trainable block) then cost a handful of array operations in all instead
+    of a handful per layer and chunk. That is what eager frameworks pay for, op by op; graph
+    runtimes (``tf.function``) pay for arithmetic instead. So an :class:`ArrayOps` opts in with an
+    attribute ``unitary_max_qubits`` (the largest register to run this way; absent: 0).
+    """
+    ops = prog.ops
+    if prog.n_qubits > UNITARY_MAX_QUBITS:
+        return None
+    start = 0
+    for i, op in enumerate(ops):
+        if (isinstance(op, LayerOp) and op.batched) or (isinstance(op, GateOp) and op.gate.batched):
+            start = i + 1
+    while start < len(ops) and not isinstance(ops[start], LayerOp):
+        start += 1  # ops before the first shared layer cost no more on the batch of states
+    suffix = list(ops[start:])
+    if sum(isinstance(o, LayerOp) for o in suffix) < 2:
+        return None
+    segments: list[LayerStack | LayerOp | PermOp | DiagOp | GateOp] = []
+
+    def pair_at(j: int) -> tuple[LayerOp, PermOp | None, int]:
+        lay = suffix[j]
+        assert isinstance(lay, LayerOp)
+        nxt = suffix[j + 1] if j + 1 < len(suffix) else None
+        perm = nxt if isinstance(nxt, PermOp) else None
+        return lay, perm, j + (2 if perm is not None else 1)
+
+    i = 0
+    while i < len(suffix):
+        op = suffix[i]
+        if not isinstance(op, LayerOp):
+            segments.append(op)
+            i += 1
+            continue
+        lay, perm, j = pair_at(i)
+        key = (_layer_signature(lay), _perm_signature(perm))
+        members = [lay]
+        while j < len(suffix) and isinstance(suffix[j], LayerOp):
+            lay2, perm2, j2 = pair_at(j)
+            if (_layer_signature(lay2), _perm_signature(perm2)) != key:
+                break
+            members.append(lay2)
+            j = j2
+        params = tuple(
+            tuple(
+                None
+                if grp.const[k] is not None
+                else np.stack([m.groups[g].params[k] for m in members]).astype(np.intp)
+                for k in range(len(grp.specs))
+            )
+            for g, grp in enumerate(lay.groups)
+        )
+        segments.append(LayerStack(lay, params, perm, len(members)))
+        i = j
+    return UnitaryPlan(start, tuple(segments))
+
+
+def _stack_rows(ops: ArrayOps, prog: Program, st: LayerStack, theta: Tensor, eye: Tensor) -> Tensor:
+    """The layers of a stack as row matrices ``[count, 2**n, 2**n]``: a state (row vector) ``s``
+    becomes ``s @ R`` (``R`` is the transpose of the layer's unitary, then its permutation)."""
+    n = prog.n_qubits
+    per_q: dict[int, Tensor] = {}
+    for grp, params in zip(st.first.groups, st.params, strict=True):
+        m = None
+        for k, spec in enumerate(grp.specs):
+            idx = params[k]
+            c = grp.const[k]
+            if idx is None:
+                assert c is not None
+                g = ops.const(c, True)
+            else:
+                g = gate_matrices(ops, spec, theta, idx, False)
+            m = g if m is None else ops.matmul(g, m)
+        assert m is not None
+        for j, q in enumerate(grp.qubit_list):
+            per_q[q] = m[..., j, :, :]
+    rows = None
+    for q in range(n):  # transpose of a Kronecker product: the product of the transposes
+        mt = ops.swap_last(per_q.get(q, eye))
+        rows = mt if rows is None else _kron(rows, mt, ops)
+    assert rows is not None
+    if len(ops.shape(rows)) == 2:  # nothing parameterised: one constant layer, repeated
+        rows = ops.broadcast_to(rows, (st.count, *ops.shape(rows)))
+    if st.perm is not None:
+        rows = ops.take(rows, st.perm.src)
+        if st.perm.phase is not None:
+            rows = rows * ops.const(st.perm.phase, True)
+    return rows
+
+
+def _chain(ops: ArrayOps, mats: Tensor, count: int) -> Tensor:
+    """``mats[0] @ mats[1] @ ... @ mats[count - 1]``, pairing neighbours while ``count`` is even."""
+    while count > 1 and count % 2 == 0:
+        mats = ops.matmul(mats[0::2], mats[1::2])
+        count //= 2
+    out = mats[0]
+    for i in range(1, count):
+        out = ops.matmul(out, mats[i])
+    return out
+
+
+def _plan_rows(
+    ops: ArrayOps, prog: Program, plan: UnitaryPlan, theta: Tensor, eye: Tensor
+) -> Tensor:
+    """The row matrix ``[2**n, 2**n]`` of ``prog.ops[plan.start:]``."""
+    rows = None
+    for seg in plan.segments:
+        if isinstance(seg, LayerStack):
+            r = _chain(ops, _stack_rows(ops, prog, seg, theta, eye), seg.count)
+            rows = r if rows is None else ops.matmul(rows, r)
+        else:
+            if rows is None:
+                ident = _program_const(prog, "generic.identity", lambda: np.eye(1 << prog.n_qubits))
+                rows = ops.const(ident, True)
+            rows = _apply(ops, prog, rows, seg, theta, eye)
+    assert rows is not None
+    return rows
 
 
 def expectations(ops: ArrayOps, prog: Program, state: Tensor) -> Tensor:
