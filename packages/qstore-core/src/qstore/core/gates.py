@@ -169,6 +169,22 @@ class GateSpec:
         freqs = {abs(x - y) / 2.0 for x in half for y in half if x != y}
         return tuple(sorted(freqs))
 
+    @cached_property
+    def log_derivatives(self) -> tuple[CArray | None, ...]:
+        """Per parameter: ``dM/dtheta_i @ M^dagger`` when it does not depend on the parameters
+        (``-i/2 P`` for a Pauli rotation ``exp(-i theta P / 2)``), else ``None``. The adjoint
+        gradient then needs no derivative matrix for that parameter."""
+        if not self.is_parameterized:
+            return ()
+        rng = np.random.default_rng(12345)
+        points = rng.uniform(-math.pi, math.pi, (3, self.n_params))
+        out: list[CArray | None] = []
+        for i in range(self.n_params):
+            logs = [self.derivative(p, i) @ np.conj(self.matrix_fn(p)).T for p in points]
+            same = all(np.allclose(x, logs[0], atol=1e-12) for x in logs[1:])
+            out.append(np.round(logs[0], 15) if same else None)
+        return tuple(out)
+
     def derivative(self, params: npt.ArrayLike, index: int) -> CArray:
         """``dM/dtheta_index`` at ``params`` (``[..., k]``), from the Fourier form."""
         p = np.asarray(params, dtype=float)

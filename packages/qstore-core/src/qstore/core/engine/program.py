@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -78,7 +79,7 @@ class BlockGroup:
         if not self.qubit_list:
             self.qubit_list = tuple(int(q) for q in self.qubits)
 
-    @property
+    @cached_property
     def parameterized(self) -> bool:
         return any(c is None for c in self.const)
 
@@ -91,11 +92,11 @@ class LayerOp:
     chunks: list[tuple[int, int]]  # (first qubit, number of qubits)
     groups: list[BlockGroup] = field(default_factory=list)
 
-    @property
+    @cached_property
     def batched(self) -> bool:
         return any(b.batched for b in self.blocks.values())
 
-    @property
+    @cached_property
     def parameterized_qubits(self) -> list[int]:
         return sorted(q for q, b in self.blocks.items() if b.parameterized)
 

@@ -135,12 +135,20 @@ def build_matrices(prog: Program, theta: FloatArray, ctype: type) -> Matrices:
                     else:
                         g = spec.matrix_fn(theta[0, grp.params[k]]).astype(ctype)
                     gl.append(g)
-                    m = g if m is None else g @ m
+                    m = g if m is None else _mm2(g, m)
                 assert m is not None
                 pq[..., grp.qubits, :, :] = m
                 group_gates.append(gl)
             layer[id(op)] = LayerMats(pq, group_gates)
     return Matrices(gate, layer)
+
+
+def _mm2(a: CArray, b: CArray) -> CArray:
+    """``a @ b`` for stacks of 2x2 matrices: elementwise when a stack is large (NumPy's matmul
+    pays per 2x2 product there)."""
+    if a.ndim <= 3 and b.ndim <= 3:
+        return a @ b
+    return a[..., :, 0, None] * b[..., 0, None, :] + a[..., :, 1, None] * b[..., 1, None, :]
 
 
 def _kron(a: CArray, b: CArray) -> CArray:
@@ -352,30 +360,47 @@ def _layer_grads(
         if not grp.parameterized:
             continue
         rg = r[:, grp.qubits]  # [B, nb, 2, 2]
+        rg_sum: CArray | None = None  # summed over the batch, for parameters no row varies
         suffix: list[CArray | None] = [None] * len(gl)
         acc: CArray | None = None
         for k in range(len(gl) - 1, -1, -1):
             suffix[k] = acc
-            acc = gl[k] if acc is None else acc @ gl[k]
+            acc = gl[k] if acc is None else _mm2(acc, gl[k])
         for k, spec in enumerate(grp.specs):
             if grp.const[k] is not None:
                 continue
             idx = grp.params[k]
             p = theta[:, idx] if grp.batched[k] else theta[0, idx]
-            gdag = _dagger(gl[k])
+            gdag: CArray | None = None
             sk = suffix[k]
+            sk_dag = None if sk is None else _dagger(sk)
             for pi in range(spec.n_params):
-                a = spec.derivative(p, pi).astype(psi.dtype) @ gdag
+                a = spec.log_derivatives[pi]  # dG G^dagger, when constant
+                if a is not None:
+                    a = a.astype(psi.dtype, copy=False)
+                else:
+                    if gdag is None:
+                        gdag = _dagger(gl[k])
+                    a = _mm2(spec.derivative(p, pi).astype(psi.dtype), gdag)
                 if sk is not None:
-                    a = sk @ a @ _dagger(sk)
+                    a = _mm2(_mm2(sk, a), sk_dag)
                 # d/dtheta = 2 Re tr(a R) with R[i, j] = <lam_i|psi_j>
-                gtheta[:, idx[:, pi]] += 2.0 * np.real((a * rg).sum(axis=(-2, -1)))
+                if grp.batched[k] or a.ndim > 3:
+                    gtheta[:, idx[:, pi]] += 2.0 * np.real((a * rg).sum(axis=(-2, -1)))
+                else:  # the same parameters and matrix for every row: sum R first
+                    if rg_sum is None:
+                        rg_sum = rg.sum(axis=0)
+                    gtheta[0, idx[:, pi]] += 2.0 * np.real((a * rg_sum).sum(axis=(-2, -1)))
 
 
 def vjp(
     prog: Program, theta: FloatArray, mats: Matrices, cot: FloatArray, ctype: type
 ) -> tuple[FloatArray, FloatArray]:
     """Expectations and ``d/dtheta`` of ``sum(cot * expectations)``: ``([B, n_obs], [B, G])``.
+
+    A gate parameter that no row varies (it depends on shared values only) gets the sum over
+    the batch in row 0 and zeros elsewhere: :func:`chain_rule` is linear per row, so the summed
+    gradients of shared values are the same, for less work.
 
     Intermediate states are kept when they fit in memory (then only the costate is propagated
     backwards); otherwise the state is un-computed alongside the costate.
@@ -418,7 +443,11 @@ def vjp(
             gk_dag = _dagger(mats.gate[g.index])
             p = theta[:, list(g.params)] if g.batched else theta[0, list(g.params)]
             for pi, tidx in enumerate(g.params):
-                a = g.spec.derivative(p, pi).astype(ctype) @ gk_dag
+                a = g.spec.log_derivatives[pi]  # dG G^dagger, when constant
+                if a is not None:
+                    a = a.astype(ctype, copy=False)
+                else:
+                    a = g.spec.derivative(p, pi).astype(ctype) @ gk_dag
                 gtheta[:, tidx] += 2.0 * np.real(np.sum(a * rq, axis=(-2, -1)))
         if i > 0:
             if keep:
