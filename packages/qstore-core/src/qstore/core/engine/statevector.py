@@ -382,7 +382,7 @@ def _layer_grads(
                     if gdag is None:
                         gdag = _dagger(gl[k])
                     a = _mm2(spec.derivative(p, pi).astype(psi.dtype), gdag)
-                if sk is not None:
+                if sk is not None and sk_dag is not None:
                     a = _mm2(_mm2(sk, a), sk_dag)
                 # d/dtheta = 2 Re tr(a R) with R[i, j] = <lam_i|psi_j>
                 if grp.batched[k] or a.ndim > 3:
