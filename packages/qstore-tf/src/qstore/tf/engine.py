@@ -109,6 +109,9 @@ class TFOps:
     def stack(self, xs: Sequence[Tensor], axis: int) -> Tensor:
         return tf.stack(list(xs), axis=axis)
 
+    def unstack(self, x: Tensor, axis: int) -> list[Tensor]:
+        return list(tf.unstack(x, axis=axis))
+
     def shape(self, x: Tensor) -> tuple[Any, ...]:
         static = x.shape.as_list()
         if all(s is not None for s in static):

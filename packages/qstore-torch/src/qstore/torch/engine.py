@@ -122,6 +122,9 @@ class TorchOps:
     def stack(self, xs: Sequence[torch.Tensor], axis: int) -> torch.Tensor:
         return torch.stack(list(xs), dim=axis)
 
+    def unstack(self, x: torch.Tensor, axis: int) -> list[torch.Tensor]:
+        return list(torch.unbind(x, dim=axis))
+
     def shape(self, x: torch.Tensor) -> tuple[int, ...]:
         return tuple(x.shape)
 

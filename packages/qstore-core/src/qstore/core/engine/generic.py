@@ -69,6 +69,10 @@ class ArrayOps(Protocol):
 
     def stack(self, xs: Sequence[Tensor], axis: int) -> Tensor: ...
 
+    def unstack(self, x: Tensor, axis: int) -> list[Tensor]:
+        """The slices of ``x`` along ``axis`` (one operation to differentiate, not one each)."""
+        ...
+
     def shape(self, x: Tensor) -> tuple[int, ...]: ...
 
 
@@ -122,6 +126,9 @@ class NumpyOps:
 
     def stack(self, xs: Sequence[Tensor], axis: int) -> Tensor:
         return np.stack(list(xs), axis=axis)
+
+    def unstack(self, x: Tensor, axis: int) -> list[Tensor]:
+        return list(np.moveaxis(x, axis, 0))
 
     def shape(self, x: Tensor) -> tuple[int, ...]:
         return tuple(int(s) for s in x.shape)
@@ -192,6 +199,17 @@ def _kron(a: Tensor, b: Tensor, ops: ArrayOps) -> Tensor:
     return ops.reshape(out, (*lead, da * db, da * db))
 
 
+def _unstack(ops: ArrayOps, x: Tensor, axis: int) -> list[Tensor]:
+    """``ops.unstack`` where the array library has it (indexing otherwise)."""
+    unstack = getattr(ops, "unstack", None)
+    if unstack is not None:
+        return list(unstack(x, axis))
+    n = ops.shape(x)[axis]
+    if axis < 0:
+        axis += len(ops.shape(x))
+    return [x[(slice(None),) * axis + (i,)] for i in range(n)]
+
+
 def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> dict[int, Tensor]:
     """Fused matrix of every block of a layer, by qubit (``[2, 2]`` or ``[B, 2, 2]``)."""
     per_q: dict[int, Tensor] = {}
@@ -205,8 +223,8 @@ def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> dict[int, Tenso
                 g = gate_matrices(ops, spec, theta, grp.params[k], grp.batched[k])
             m = g if m is None else ops.matmul(g, m)
         assert m is not None
-        for j, q in enumerate(grp.qubit_list):
-            per_q[q] = m[..., j, :, :]
+        for q, mq in zip(grp.qubit_list, _unstack(ops, m, -3), strict=True):
+            per_q[q] = mq
     return per_q
 
 
@@ -459,8 +477,8 @@ def _stack_rows(ops: ArrayOps, prog: Program, st: LayerStack, theta: Tensor, eye
                 g = gate_matrices(ops, spec, theta, idx, False)
             m = g if m is None else ops.matmul(g, m)
         assert m is not None
-        for j, q in enumerate(grp.qubit_list):
-            per_q[q] = m[..., j, :, :]
+        for q, mq in zip(grp.qubit_list, _unstack(ops, m, -3), strict=True):
+            per_q[q] = mq
     rows = None
     for q in range(n):  # transpose of a Kronecker product: the product of the transposes
         mt = ops.swap_last(per_q.get(q, eye))
@@ -476,14 +494,12 @@ def _stack_rows(ops: ArrayOps, prog: Program, st: LayerStack, theta: Tensor, eye
 
 
 def _chain(ops: ArrayOps, mats: Tensor, count: int) -> Tensor:
-    """``mats[0] @ mats[1] @ ... @ mats[count - 1]``, pairing neighbours while ``count`` is even."""
-    while count > 1 and count % 2 == 0:
-        mats = ops.matmul(mats[0::2], mats[1::2])
-        count //= 2
-    out = mats[0]
-    for i in range(1, count):
-        out = ops.matmul(out, mats[i])
-    return out
+    """``mats[0] @ mats[1] @ ... @ mats[count - 1]``, multiplied as a balanced tree."""
+    parts = _unstack(ops, mats, 0)
+    while len(parts) > 1:
+        paired = [ops.matmul(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        parts = paired + ([parts[-1]] if len(parts) % 2 else [])
+    return parts[0]
 
 
 def _plan_rows(
