@@ -108,10 +108,11 @@ class Data:
 
 
 def pca_features(train: F32, test: F32, k: int = FEATURES, seed: int = 0) -> tuple[F32, F32]:
-    """Project on the top ``k`` principal components of ``train`` (scikit-learn) and standardise
-    each component with the training set's standard deviation."""
+    """Project on the top ``k`` principal components of ``train`` (scikit-learn's exact PCA) and
+    standardise each component with the training set's standard deviation."""
     decomposition = _require("sklearn.decomposition", '"qstore-core[demo]" (scikit-learn)')
-    pca = decomposition.PCA(n_components=k, svd_solver="randomized", random_state=seed)
+    # The exact solver through the 784 x 784 covariance: faster here than the randomised one.
+    pca = decomposition.PCA(n_components=k, svd_solver="covariance_eigh", random_state=seed)
     z_train = np.asarray(pca.fit_transform(train), dtype=np.float32)
     z_test = np.asarray(pca.transform(test), dtype=np.float32)
     scale = z_train.std(axis=0) + np.float32(1e-6)
@@ -139,8 +140,11 @@ def load_data(
     if n_test is not None and n_test < len(xte):
         pick = np.sort(rng.permutation(len(xte))[:n_test])
         xte, yte = xte[pick], yte[pick]
-    flat_tr = xtr.reshape(len(xtr), -1).astype(np.float32) / np.float32(255.0)
-    flat_te = xte.reshape(len(xte), -1).astype(np.float32) / np.float32(255.0)
+    # Pixels in [0, 1]; scaled in place (one pass over the 47 million training pixels).
+    flat_tr = xtr.reshape(len(xtr), -1).astype(np.float32)
+    flat_tr *= np.float32(1.0 / 255.0)
+    flat_te = xte.reshape(len(xte), -1).astype(np.float32)
+    flat_te *= np.float32(1.0 / 255.0)
     ftr, fte = pca_features(flat_tr, flat_te, seed=seed)
     return Data(ftr, ytr.astype(np.int64), fte, yte.astype(np.int64))
 
