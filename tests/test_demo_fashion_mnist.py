@@ -118,3 +118,15 @@ def test_bad_flags_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice: 'jax'" in capsys.readouterr().err
     assert main(["demo", "fashion-mnist", "--epochs", "0"]) == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_native_stderr_is_held_back_and_shown_only_on_failure(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with demo._native_stderr_held():
+        os.write(2, b"start-up noise\n")
+    assert "start-up noise" not in capfd.readouterr().err
+    with pytest.raises(RuntimeError), demo._native_stderr_held():
+        os.write(2, b"the reason it failed\n")
+        raise RuntimeError("import failed")
+    assert "the reason it failed" in capfd.readouterr().err

@@ -22,8 +22,10 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
@@ -166,11 +168,42 @@ class History:
 
 
 # -- Keras -----------------------------------------------------------------------------------
+@contextmanager
+def _native_stderr_held() -> Iterator[None]:
+    """Hold back what native code writes to the stderr file descriptor (TensorFlow's start-up
+    log lines, which its log-level variable does not silence) and show it only on failure."""
+    fd = 2  # where native code writes, whatever Python's sys.stderr is
+    try:
+        sys.stderr.flush()
+        saved = os.dup(fd)
+    except (OSError, ValueError):  # no standard error descriptor: nothing to hold back
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), fd)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            if not ok:
+                held.seek(0)
+                os.write(fd, held.read())
+
+
 def keras_module() -> Any:
-    """Keras 3 on TensorFlow (``qstore.tf`` runs on TensorFlow's engine)."""
+    """Keras 3 on TensorFlow (``qstore.tf`` runs on TensorFlow's engine), imported and started
+    without TensorFlow's start-up log lines."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return _require("keras", "qstore-tf (or: pip install './packages/qstore-tf')")
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    with _native_stderr_held():
+        keras = _require("keras", "qstore-tf (or: pip install './packages/qstore-tf')")
+        keras.ops.convert_to_tensor(0.0)  # starts the runtime (device discovery logs too)
+    return keras
 
 
 def z_observables(n_qubits: int = N_QUBITS) -> Any:
