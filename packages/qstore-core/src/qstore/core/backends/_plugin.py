@@ -15,19 +15,21 @@ The module is private to the Q-Store distributions: its names may change between
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends.base import ExecutionResult, FusedVJP
-from qstore.core.backends.local import _check_shots as check_shots
-from qstore.core.backends.local import _sample_indices as sample_indices
-from qstore.core.backends.local import _z_expectations as z_expectations
+from qstore.core.backends.base import FusedVJP
 from qstore.core.backends.local import split_names
+from qstore.core.backends.sampling import (
+    ProbabilitySampling,
+    check_shots,
+    counts_from_indices,
+    sample_indices,
+)
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.errors import (
     BackendError,
@@ -53,7 +55,6 @@ __all__ = [
     "probabilities_from_states",
     "sample_indices",
     "split_observables",
-    "z_expectations",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -357,12 +358,6 @@ def probabilities_from_states(states: Any) -> FloatArray:
     return np.asarray(probs / probs.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
-def counts_from_indices(idx: npt.NDArray[np.int64], n: int) -> dict[str, int]:
-    """Counts per bitstring (qubit 0 first) of the sampled basis indices ``idx``."""
-    uniq, cnt = np.unique(idx, return_counts=True)
-    return {format(int(u), f"0{n}b"): int(c) for u, c in zip(uniq, cnt, strict=True)}
-
-
 def _check_cotangent(cotangent: npt.ArrayLike, batch: int, n_obs: int) -> FloatArray:
     cot = np.asarray(cotangent, dtype=np.float64)
     if cot.ndim == 1 and batch == 1:
@@ -378,7 +373,7 @@ def _check_cotangent(cotangent: npt.ArrayLike, batch: int, n_obs: int) -> FloatA
 # -- the shared batch API -------------------------------------------------------------------------
 
 
-class SimulatorPluginMixin(FusedVJP, Generic[TemplateT]):
+class SimulatorPluginMixin(ProbabilitySampling, FusedVJP, Generic[TemplateT]):
     """The part of a simulator plugin's backend that does not depend on the simulator.
 
     The backend sets ``name`` and ``_rng`` (the default shot generator) and implements
@@ -388,8 +383,6 @@ class SimulatorPluginMixin(FusedVJP, Generic[TemplateT]):
 
     name: str
     _rng: np.random.Generator
-    # execute(shots=None) leaves out basis states whose probability is at most this
-    _probability_cutoff: ClassVar[float] = 1e-15
 
     # -- to implement ---------------------------------------------------------------------------
     def state(
@@ -428,10 +421,6 @@ class SimulatorPluginMixin(FusedVJP, Generic[TemplateT]):
         """Final states ``[R, 2**n]`` with the qubits of ``basis`` rotated from X or Y to Z."""
         raise NotImplementedError
 
-    def _engine(self) -> str:
-        """What runs the circuits, as error messages name it."""
-        return self.name
-
     # -- shared ---------------------------------------------------------------------------------
     def _prepare(
         self,
@@ -444,9 +433,6 @@ class SimulatorPluginMixin(FusedVJP, Generic[TemplateT]):
         tpl = self._template(circuit, names, shared)
         full = tpl.pmap.layout(values, shared)
         return tpl, full, tpl.pmap.theta(full)
-
-    def _generator(self, seed: int | None) -> np.random.Generator:
-        return self._rng if seed is None else np.random.default_rng(seed)
 
     def expectation(
         self,
@@ -497,66 +483,6 @@ class SimulatorPluginMixin(FusedVJP, Generic[TemplateT]):
     ) -> FloatArray:
         """Basis-state probabilities ``[batch, 2**n]`` (rows renormalised to sum to 1)."""
         return probabilities_from_states(self.state(circuit, values, names=names, shared=shared))
-
-    def sample(
-        self,
-        circuit: UnifiedCircuit,
-        shots: int,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        seed: int | None = None,
-    ) -> npt.NDArray[np.int64]:
-        """Measured basis indices ``[batch, shots]`` (qubit 0 most significant), seeded."""
-        check_shots(shots)
-        probs = self.probabilities(circuit, values, names=names, shared=shared)
-        return sample_indices(probs, shots, self._generator(seed))
-
-    def counts(
-        self,
-        circuit: UnifiedCircuit,
-        shots: int,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        seed: int | None = None,
-    ) -> list[dict[str, int]]:
-        """Counts per bitstring (qubit 0 first) for every row of the batch."""
-        idx = self.sample(circuit, shots, values, names=names, shared=shared, seed=seed)
-        return [counts_from_indices(row, circuit.n_qubits) for row in idx]
-
-    async def execute(
-        self, circuit: UnifiedCircuit, shots: int | None = 1000, timeout: float | None = None
-    ) -> ExecutionResult:
-        """Run one bound circuit: counts with ``shots``, exact probabilities with ``None``."""
-        if circuit.is_parameterized:
-            raise BindingError(
-                f"execute() needs a bound circuit; symbols {circuit.parameter_names} are unbound. "
-                "Use circuit.bind({...}) first."
-            )
-        if shots is not None:
-            check_shots(shots)
-
-        def work() -> ExecutionResult:
-            n = circuit.n_qubits
-            probs = self.probabilities(circuit)[0]
-            z = z_expectations(probs, n)
-            if shots is None:
-                nz = np.flatnonzero(probs > self._probability_cutoff)
-                pmap = {format(int(i), f"0{n}b"): float(probs[i]) for i in nz}
-                return ExecutionResult(self.name, n, None, probabilities=pmap, expectations=z)
-            idx = sample_indices(probs[None], shots, self._generator(None))[0]
-            counts = counts_from_indices(idx, n)
-            return ExecutionResult(self.name, n, shots, counts=counts, expectations=z)
-
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(work), timeout)
-        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes on Python 3.10
-            raise BackendError(
-                f"{self._engine()} execution exceeded the timeout of {timeout} s."
-            ) from exc
 
     def _estimate(
         self,

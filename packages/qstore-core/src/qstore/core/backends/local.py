@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,11 +15,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends.base import Capabilities, ExecutionResult, FloatArray, FusedVJP
+from qstore.core.backends.base import Capabilities, FloatArray, FusedVJP
+from qstore.core.backends.sampling import ProbabilitySampling, check_shots, sample_indices
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine import statevector as sv
 from qstore.core.engine.program import Program, compile_program
-from qstore.core.errors import BackendError, BindingError, CapabilityError, QStoreError
+from qstore.core.errors import BackendError, BindingError, QStoreError
 from qstore.core.gates import GATES
 from qstore.core.observables import PauliSum, as_observables
 
@@ -40,7 +40,7 @@ def split_names(
     return tuple(names), shared_names
 
 
-class LocalBackend(FusedVJP):
+class LocalBackend(ProbabilitySampling, FusedVJP):
     """Exact, seeded-shot and adjoint-differentiable simulation of batches on the CPU.
 
     Args:
@@ -162,7 +162,7 @@ class LocalBackend(FusedVJP):
         state = sv.run_ops(prog, mats, v.shape[0], self._ctype)
         if shots is None:
             return sv.expectations(prog, state)
-        _check_shots(shots)
+        check_shots(shots)
         obs = as_observables(observables, circuit.n_qubits)
         return _estimate(state, obs, prog.n_qubits, shots, self._generator(seed))
 
@@ -206,72 +206,6 @@ class LocalBackend(FusedVJP):
         st = self.state(circuit, values, names=names, shared=shared)
         return np.asarray(st.real**2 + st.imag**2, dtype=np.float64)
 
-    def sample(
-        self,
-        circuit: UnifiedCircuit,
-        shots: int,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        seed: int | None = None,
-    ) -> npt.NDArray[np.int64]:
-        """Measured basis indices ``[batch, shots]``, seeded and vectorised over the batch."""
-        _check_shots(shots)
-        probs = self.probabilities(circuit, values, names=names, shared=shared)
-        return _sample_indices(probs, shots, self._generator(seed))
-
-    def counts(
-        self,
-        circuit: UnifiedCircuit,
-        shots: int,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-        seed: int | None = None,
-    ) -> list[dict[str, int]]:
-        """Counts per bitstring (qubit 0 first) for every row of the batch."""
-        idx = self.sample(circuit, shots, values, names=names, shared=shared, seed=seed)
-        n = circuit.n_qubits
-        out = []
-        for row in idx:
-            uniq, cnt = np.unique(row, return_counts=True)
-            out.append({format(int(u), f"0{n}b"): int(c) for u, c in zip(uniq, cnt, strict=True)})
-        return out
-
-    async def execute(
-        self, circuit: UnifiedCircuit, shots: int | None = 1000, timeout: float | None = None
-    ) -> ExecutionResult:
-        """Run one bound circuit: counts with ``shots``, exact probabilities with ``None``."""
-        if circuit.is_parameterized:
-            raise BindingError(
-                f"execute() needs a bound circuit; symbols {circuit.parameter_names} are unbound. "
-                "Use circuit.bind({...}) first."
-            )
-
-        def work() -> ExecutionResult:
-            n = circuit.n_qubits
-            probs = self.probabilities(circuit)[0]
-            z = _z_expectations(probs, n)
-            if shots is None:
-                nz = np.flatnonzero(probs > 1e-15)
-                pmap = {format(int(i), f"0{n}b"): float(probs[i]) for i in nz}
-                return ExecutionResult(self.name, n, None, probabilities=pmap, expectations=z)
-            _check_shots(shots)
-            idx = _sample_indices(probs[None], shots, self._generator(None))[0]
-            uniq, cnt = np.unique(idx, return_counts=True)
-            counts = {format(int(u), f"0{n}b"): int(c) for u, c in zip(uniq, cnt, strict=True)}
-            return ExecutionResult(self.name, n, shots, counts=counts, expectations=z)
-
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(work), timeout)
-        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes on Python 3.10
-            raise BackendError(f"Local execution exceeded the timeout of {timeout} s.") from exc
-
-    def _generator(self, seed: int | None) -> np.random.Generator:
-        return self._rng if seed is None else np.random.default_rng(seed)
-
 
 def _as_float_array(values: npt.ArrayLike | None) -> FloatArray | None:
     if values is None:
@@ -280,30 +214,6 @@ def _as_float_array(values: npt.ArrayLike | None) -> FloatArray | None:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:  # ragged rows, strings, ...
         raise BindingError(f"values must be a real [batch, P] array of numbers: {exc}") from None
-
-
-def _check_shots(shots: Any) -> None:
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise CapabilityError(f"shots must be a positive int (or None for exact), got {shots!r}.")
-
-
-def _z_expectations(probs: FloatArray, n: int) -> FloatArray:
-    from qstore.core.engine.program import bit_table
-
-    return np.asarray(probs @ (1 - 2 * bit_table(n).astype(np.float64)), dtype=np.float64)
-
-
-def _sample_indices(
-    probs: FloatArray, shots: int, rng: np.random.Generator
-) -> npt.NDArray[np.int64]:
-    bsz, dim = probs.shape
-    cdf = np.cumsum(probs, axis=1)
-    cdf /= cdf[:, -1:]
-    u = rng.random((bsz, shots))
-    offs = np.arange(bsz)[:, None]
-    flat = np.searchsorted((cdf + offs).ravel(), (u + offs).ravel(), side="right")
-    idx = flat.reshape(bsz, shots) - offs * dim
-    return np.minimum(idx, dim - 1).astype(np.int64)
 
 
 def _estimate(
@@ -327,7 +237,7 @@ def _estimate(
                 for q, p in basis:
                     st = sv.apply_gate(st, _ROTATE_TO_Z[p].astype(st.dtype), (q,), n)
                 probs = np.asarray(st.real**2 + st.imag**2, dtype=np.float64)
-                idx = _sample_indices(probs, shots, rng)
+                idx = sample_indices(probs, shots, rng)
                 bits_cache[basis] = table[idx]  # [B, shots, n]
             bits = bits_cache[basis]
             parity = bits[:, :, list(term.qubits)].sum(axis=-1) % 2
