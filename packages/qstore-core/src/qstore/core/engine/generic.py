@@ -235,7 +235,10 @@ def apply_chunk(ops: ArrayOps, state: Tensor, k: Tensor, n: int, start: int, siz
         if r == 1:
             out = ops.matmul(ops.reshape(state, (bsz * a, d)), ops.swap_last(k))
         else:
-            out = ops.matmul(k, ops.reshape(state, (bsz * a, d, r)))
+            rows = ops.reshape(state, (bsz * a, d, r))
+            # optional primitive: ``k`` applied to axis 1 of ``[N, d, r]`` the library's best way
+            left = getattr(ops, "apply_left", None)
+            out = left(k, rows) if left is not None else ops.matmul(k, rows)
     elif r == 1:
         out = ops.matmul(ops.reshape(state, (bsz, a, d)), ops.swap_last(k))
     else:
