@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import qstore.core as qc
-from qstore.core.gates import GATES
+from qstore.core.testing import INPUTS, random_bindings, random_circuit, random_observables
 
-NAMES = ["x0", "x1", "x2"]
+NAMES = list(INPUTS)
 TOLERANCE = {"local": 1e-10, "lightning": 1e-10, "qsim": 2e-5}  # qsim is single precision
 
 
@@ -42,51 +42,14 @@ BACKENDS = [
 ]
 
 
-def random_circuit(n: int, rng: np.random.Generator) -> qc.UnifiedCircuit:
-    c = qc.UnifiedCircuit(n)
-    pool = sorted(g for g, s in GATES.items() if g != "MEASURE" and s.n_qubits <= n)
-    x = [qc.Parameter(s) for s in NAMES]
-    w = [qc.Parameter(f"w{i}") for i in range(2)]
-    for k in range(len(pool) + 10):
-        spec = GATES[pool[k] if k < len(pool) else rng.choice(pool)]
-        qubits = [int(q) for q in rng.choice(n, spec.n_qubits, replace=False)]
-        params: list[object] = []
-        for _ in range(spec.n_params):
-            kind = rng.integers(3)
-            if kind == 0:
-                params.append(float(rng.uniform(-3, 3)))
-            elif kind == 1:
-                params.append(0.5 * x[rng.integers(3)] + w[rng.integers(2)])
-            else:
-                params.append(x[rng.integers(3)] * w[rng.integers(2)])
-        c.add_gate(spec.name, qubits, params or None)
-    return c
-
-
-def random_observables(n: int, rng: np.random.Generator) -> list[qc.PauliSum]:
-    out = []
-    for _ in range(2):
-        obs = float(rng.normal()) * qc.observables.identity()
-        for _ in range(3):
-            qs = rng.choice(n, int(rng.integers(1, n + 1)), replace=False).tolist()
-            word = None
-            for q, p in zip(qs, rng.choice(list("XYZ"), len(qs)).tolist(), strict=True):
-                f = {"X": qc.X, "Y": qc.Y, "Z": qc.Z}[p](q)
-                word = f if word is None else word * f
-            obs = obs + float(rng.normal()) * word
-        out.append(obs)
-    return out
-
-
 @pytest.fixture(scope="module")
 def case() -> tuple[qc.UnifiedCircuit, list[qc.PauliSum], np.ndarray, dict[str, float]]:
     rng = np.random.default_rng(2024)
     n = 4
     return (
-        random_circuit(n, rng),
-        random_observables(n, rng),
-        rng.uniform(-2, 2, (3, 3)),
-        {"w0": 0.7, "w1": -1.3},
+        random_circuit(n, None, rng),
+        random_observables(n, rng, count=2),
+        *random_bindings(rng),
     )
 
 

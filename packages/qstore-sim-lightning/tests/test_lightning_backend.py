@@ -12,55 +12,11 @@ import pytest
 import qstore.core as qc
 from qstore.core.backends.local import LocalBackend
 from qstore.core.errors import BindingError, CapabilityError, MissingDependencyError
-from qstore.core.gates import GATES
+from qstore.core.testing import INPUTS, random_circuit, random_observables
+from qstore.core.testing import random_bindings as bindings
 from qstore.sim.lightning import LightningBackend, LightningGPUBackend, LightningKokkosBackend
 
-GATE_NAMES = sorted(n for n in GATES if n != "MEASURE")
-NAMES = ["x0", "x1", "x2"]
-
-
-def random_circuit(n: int, n_gates: int, rng: np.random.Generator) -> qc.UnifiedCircuit:
-    """Every gate of the table first, then random ones; parameters as symbols, expressions
-    (``2 w - 0.3``, ``x * w``) and constants."""
-    c = qc.UnifiedCircuit(n)
-    pool = [g for g in GATE_NAMES if GATES[g].n_qubits <= n]
-    x = [qc.Parameter(f"x{i}") for i in range(3)]
-    w = [qc.Parameter(f"w{i}") for i in range(3)]
-    for k in range(n_gates):
-        spec = GATES[pool[k] if k < len(pool) else rng.choice(pool)]
-        qubits = [int(q) for q in rng.choice(n, spec.n_qubits, replace=False)]
-        params: list[object] = []
-        for _ in range(spec.n_params):
-            kind = rng.integers(4)
-            if kind == 0:
-                params.append(float(rng.uniform(-3, 3)))
-            elif kind == 1:
-                params.append(x[rng.integers(3)])
-            elif kind == 2:
-                params.append(2.0 * w[rng.integers(3)] - 0.3)
-            else:
-                params.append(x[rng.integers(3)] * w[rng.integers(3)])
-        c.add_gate(spec.name, qubits, params or None)
-    return c
-
-
-def random_observables(n: int, rng: np.random.Generator, count: int = 3) -> list[qc.PauliSum]:
-    out = []
-    for _ in range(count):
-        obs = 0.25 * qc.observables.identity()
-        for _ in range(int(rng.integers(1, 4))):
-            qs = rng.choice(n, int(rng.integers(1, n + 1)), replace=False).tolist()
-            word = None
-            for q, p in zip(qs, rng.choice(list("XYZ"), len(qs)).tolist(), strict=True):
-                f = {"X": qc.X, "Y": qc.Y, "Z": qc.Z}[p](q)
-                word = f if word is None else word * f
-            obs = obs + float(rng.normal()) * word
-        out.append(obs)
-    return out
-
-
-def bindings(rng: np.random.Generator, batch: int = 3) -> tuple[np.ndarray, dict[str, float]]:
-    return rng.uniform(-2, 2, (batch, 3)), {f"w{i}": float(rng.uniform(-2, 2)) for i in range(3)}
+NAMES = list(INPUTS)
 
 
 @pytest.fixture(scope="module")

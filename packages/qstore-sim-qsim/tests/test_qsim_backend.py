@@ -12,63 +12,14 @@ import pytest
 import qstore.core as qc
 from qstore.core.backends.local import LocalBackend
 from qstore.core.errors import BindingError, CapabilityError, ObservableError
-from qstore.core.gates import GATES
+from qstore.core.testing import INPUTS, random_circuit, random_observables
+from qstore.core.testing import random_bindings as bindings
 from qstore.sim.qsim import QsimBackend
 
 TOL = 2e-5  # qsim computes in complex64
-GATE_NAMES = sorted(n for n in GATES if n != "MEASURE")
 
 
-def random_circuit(
-    n: int, n_gates: int, rng: np.random.Generator, gates: list[str] | None = None
-) -> qc.UnifiedCircuit:
-    """Every gate of the table, parameters as symbols, expressions and constants."""
-    c = qc.UnifiedCircuit(n)
-    pool = gates or [g for g in GATE_NAMES if GATES[g].n_qubits <= n]
-    x = [qc.Parameter(f"x{i}") for i in range(3)]
-    w = [qc.Parameter(f"w{i}") for i in range(3)]
-    for k in range(n_gates):
-        spec = GATES[pool[k % len(pool)] if k < len(pool) else rng.choice(pool)]
-        qubits = [int(q) for q in rng.choice(n, spec.n_qubits, replace=False)]
-        params: list[object] = []
-        for _ in range(spec.n_params):
-            kind = rng.integers(4)
-            if kind == 0:
-                params.append(float(rng.uniform(-3, 3)))
-            elif kind == 1:
-                params.append(x[rng.integers(3)])
-            elif kind == 2:
-                params.append(2.0 * w[rng.integers(3)] - 0.3)
-            else:
-                params.append(x[rng.integers(3)] * w[rng.integers(3)])
-        c.add_gate(spec.name, qubits, params or None)
-    return c
-
-
-def random_observables(n: int, rng: np.random.Generator, count: int = 3) -> list[qc.PauliSum]:
-    out = []
-    for _ in range(count):
-        obs = 0.25 * qc.observables.identity()
-        for _ in range(int(rng.integers(1, 4))):
-            q = rng.choice(n, int(rng.integers(1, n + 1)), replace=False)
-            labels = rng.choice(list("XYZ"), q.size)
-            term = float(rng.normal())
-            word = None
-            for qi, p in zip(q.tolist(), labels.tolist(), strict=True):
-                f = {"X": qc.X, "Y": qc.Y, "Z": qc.Z}[p](qi)
-                word = f if word is None else word * f
-            obs = obs + term * word
-        out.append(obs)
-    return out
-
-
-def bindings(rng: np.random.Generator, batch: int = 3) -> tuple[np.ndarray, dict[str, float]]:
-    values = rng.uniform(-2, 2, (batch, 3))
-    shared = {f"w{i}": float(rng.uniform(-2, 2)) for i in range(3)}
-    return values, shared
-
-
-NAMES = ["x0", "x1", "x2"]
+NAMES = list(INPUTS)
 
 
 @pytest.fixture(scope="module")
