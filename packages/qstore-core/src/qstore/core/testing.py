@@ -20,13 +20,14 @@ input symbol ``x_i``, an affine expression ``2 w_j - 0.3`` of a shared weight, o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.gates import GATES
-from qstore.core.observables import PauliSum, X, Y, Z, identity
+from qstore.core.observables import PauliSum, X, Y, Z, as_observable, identity
 from qstore.core.parameters import Parameter
 
 __all__ = ["INPUTS", "WEIGHTS", "random_bindings", "random_circuit", "random_observables"]
@@ -52,7 +53,7 @@ def random_circuit(
     for k in range(len(pool) + 10 if n_gates is None else n_gates):
         spec = GATES[pool[k] if k < len(pool) else rng.choice(pool)]
         qubits = [int(q) for q in rng.choice(n_qubits, spec.n_qubits, replace=False)]
-        params: list[object] = []
+        params: list[Any] = []
         for _ in range(spec.n_params):
             kind = rng.integers(4)
             if kind == 0:
@@ -75,15 +76,14 @@ def random_observables(
     out = []
     paulis = {"X": X, "Y": Y, "Z": Z}
     for _ in range(count):
-        obs = float(rng.normal()) * identity()
+        obs: Any = float(rng.normal()) * identity()
         for _ in range(int(rng.integers(1, max_terms + 1))):
             qs = rng.choice(n_qubits, int(rng.integers(1, n_qubits + 1)), replace=False).tolist()
-            word = None
+            word: Any = identity()
             for q, p in zip(qs, rng.choice(list(paulis), len(qs)).tolist(), strict=True):
-                f = paulis[p](q)
-                word = f if word is None else word * f
+                word = word * paulis[p](q)
             obs = obs + float(rng.normal()) * word
-        out.append(obs)
+        out.append(as_observable(obs, n_qubits))
     return out
 
 
