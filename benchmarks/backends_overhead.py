@@ -23,54 +23,16 @@ Run (bench environment): ``OMP_NUM_THREADS=1 hatch run bench:python benchmarks/b
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+from rw import BATCH, LAYERS, data, machine_meta, median_seconds, rw_circuit, write_json
 
-BATCH = 32
-LAYERS = 4
 Runner = Callable[[], object]
-
-
-def rw_circuit(n: int) -> Any:
-    import qstore.core as qc
-
-    c = qc.UnifiedCircuit(n, name=f"rw{n}")
-    for i in range(n):
-        c.add_gate("RY", i, f"x_{i}")
-    for layer in range(LAYERS):
-        for i in range(n):
-            c.add_gate("RY", i, f"w_{layer}_{i}_0").add_gate("RZ", i, f"w_{layer}_{i}_1")
-        for i in range(n - 1):
-            c.add_gate("CNOT", [i, i + 1])
-    return c
-
-
-def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0.0, np.pi, (BATCH, n)), rng.uniform(0.0, 2 * np.pi, (LAYERS, n, 2))
-
-
-def median_seconds(fn: Runner, reps: int, budget_s: float) -> float:
-    fn()  # warm-up: translation, compilation, caches
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < reps:
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-        if time.perf_counter() - start > budget_s:
-            break
-    return statistics.median(times)
 
 
 def threads() -> int:
@@ -81,7 +43,7 @@ def threads() -> int:
 
 
 def qstore_backend(backend: Any, n: int) -> tuple[Runner, Runner]:
-    c = rw_circuit(n)
+    c = rw_circuit(n)[0]
     x, w = data(n)
     names = [f"x_{i}" for i in range(n)]
     shared = {
@@ -267,18 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 best = min(r[key] for r in libs)
                 cells += [f"{mine[0][key]:.4f} / {best:.4f}", f"{mine[0][key] / best:.2f}"]
             print(f"| {n} | {backend} | {' | '.join(cells)} |")
-    meta = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": threads(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "python": platform.python_version(),
-    }
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump({"meta": meta, "results": rows}, fh, indent=2)
+    meta = machine_meta(simulator_threads=threads())
+    write_json(args.out, meta, rows)
     return 0
 
 

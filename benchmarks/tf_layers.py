@@ -23,15 +23,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rw import BATCH, LAYERS, data, median_seconds, rw_circuit
+from rw import (
+    BATCH,
+    LAYERS,
+    data,
+    machine_meta,
+    print_ratio_table,
+    rw_circuit,
+    time_contenders,
+    write_json,
+)
 
 Pair = tuple[Callable[[], object], Callable[[], object]]
 
@@ -158,53 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         ("tfq Expectation adjoint", tfq_expectation),
         ("tfq PQC adjoint", tfq_pqc),
     ]
-    results: list[dict[str, Any]] = []
-    for n in args.qubits:
-        for name, make in contenders:
-            try:
-                fwd, fg = make(n)
-            except (ImportError, ValueError, TypeError) as exc:
-                print(f"  skip {name}: {type(exc).__name__}: {exc}"[:200], file=sys.stderr)
-                continue
-            tf_ = median_seconds(fwd, args.reps, args.budget)
-            tg = median_seconds(fg, args.reps, args.budget)
-            row = {"n": n, "name": name, "fwd": BATCH / tf_, "fwd_grad": BATCH / tg}
-            results.append(row)
-            print(
-                f"n={n:2d} {name:34s} fwd {row['fwd']:10.1f}  "
-                f"fwd+grad {row['fwd_grad']:10.1f} samples/s",
-                flush=True,
-            )
-    print()
-    print(
-        "| n | contender | forward (samples/s) | fwd+grad (samples/s) "
-        "| fwd vs TFQ | fwd+grad vs TFQ |"
+    results = time_contenders(
+        args.qubits, contenders, args.reps, args.budget, skip=(ImportError, ValueError, TypeError)
     )
-    print("|---|---|---|---|---|---|")
-    for n in args.qubits:
-        rows = [r for r in results if r["n"] == n]
-        peers = [r for r in rows if r["name"].startswith("tfq")]
-        best_f = max((r["fwd"] for r in peers), default=None)
-        best_g = max((r["fwd_grad"] for r in peers), default=None)
-        for r in rows:
-            rf = f"{r['fwd'] / best_f:.2f}x" if best_f else "-"
-            rg = f"{r['fwd_grad'] / best_g:.2f}x" if best_g else "-"
-            print(f"| {n} | {r['name']} | {r['fwd']:.1f} | {r['fwd_grad']:.1f} | {rf} | {rg} |")
+    print_ratio_table(results, "tfq", "TFQ")
     import tensorflow as tf
 
-    meta = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TF_USE_LEGACY_KERAS")},
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-    }
+    meta = machine_meta(
+        tensorflow=tf.__version__, TF_USE_LEGACY_KERAS=os.environ.get("TF_USE_LEGACY_KERAS")
+    )
     print(json.dumps(meta))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump({"meta": meta, "results": results}, fh, indent=2)
+    write_json(args.out, meta, results)
     return 0
 
 

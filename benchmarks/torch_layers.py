@@ -20,15 +20,17 @@ Run (bench environment): ``OMP_NUM_THREADS=1 hatch run bench:python benchmarks/t
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
-from rw import BATCH, LAYERS, data, median_seconds
+from rw import (
+    LAYERS,
+    data,
+    machine_meta,
+    print_ratio_table,
+    time_contenders,
+    write_json,
+)
 
 Pair = tuple[Callable[[], object], Callable[[], object]]
 
@@ -164,59 +166,18 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
-    results: list[dict[str, Any]] = []
-    for n in args.qubits:
+
+    def agreement(n: int) -> None:
         if not args.no_peers:
             print(f"n={n:2d} max |qstore - pennylane| = {check_agreement(n):.2e}", flush=True)
-        for name, make in contenders:
-            try:
-                fwd, fg = make(n)
-            except ImportError as exc:
-                print(f"  skip {name}: {exc}", file=sys.stderr)
-                continue
-            tf = median_seconds(fwd, args.reps, args.budget)
-            tg = median_seconds(fg, args.reps, args.budget)
-            row = {"n": n, "name": name, "fwd": BATCH / tf, "fwd_grad": BATCH / tg}
-            results.append(row)
-            print(
-                f"n={n:2d} {name:56s} fwd {row['fwd']:10.1f}  "
-                f"fwd+grad {row['fwd_grad']:10.1f} samples/s",
-                flush=True,
-            )
-    print()
-    print(
-        "| n | contender | forward (samples/s) | forward + gradient (samples/s) "
-        "| fwd vs best peer | fwd+grad vs best peer |"
-    )
-    print("|---|---|---|---|---|---|")
-    for n in args.qubits:
-        rows = [r for r in results if r["n"] == n]
-        peers = [r for r in rows if r["name"].startswith("pennylane")]
-        best_f = max((r["fwd"] for r in peers), default=None)
-        best_g = max((r["fwd_grad"] for r in peers), default=None)
-        for r in rows:
-            rf = f"{r['fwd'] / best_f:.1f}x" if best_f else "-"
-            rg = f"{r['fwd_grad'] / best_g:.1f}x" if best_g else "-"
-            print(f"| {n} | {r['name']} | {r['fwd']:.1f} | {r['fwd_grad']:.1f} | {rf} | {rg} |")
+
+    results = time_contenders(args.qubits, contenders, args.reps, args.budget, before=agreement)
+    print_ratio_table(results, "pennylane", "best peer")
     if args.profile:
         for n in args.qubits:
             profile(n)
-    meta = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "threads": {
-            k: os.environ.get(k)
-            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-        },
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump({"meta": meta, "results": results}, fh, indent=2)
+    meta = machine_meta(torch_threads=torch.get_num_threads(), torch=torch.__version__)
+    write_json(args.out, meta, results)
     return 0
 
 
