@@ -31,10 +31,10 @@ from qstore.core.backends.sampling import (
     sample_indices,
 )
 from qstore.core.circuit import UnifiedCircuit
+from qstore.core.engine import statevector as sv
 from qstore.core.errors import (
     BackendError,
     BindingError,
-    NonFiniteParameterError,
     ObservableError,
     UnboundParameterError,
 )
@@ -153,63 +153,32 @@ class ParameterMap:
             gates=tuple(gates),
         )
 
+    @property
+    def theta_const(self) -> FloatArray:
+        return self.const
+
+    @property
+    def theta_w(self) -> FloatArray:
+        return self.w
+
+    @property
+    def theta_mono(self) -> tuple[tuple[tuple[int, ...], int, float], ...]:
+        return self.mono
+
     def layout(
         self, values: npt.ArrayLike | None, shared: Mapping[str, float] | None
     ) -> FloatArray:
         """Validate the bindings and lay out the full ``[B, P]`` matrix (shared broadcast)."""
-        nb = self.n_batched
-        if values is None:
-            if nb:
-                raise BindingError(
-                    f"The circuit needs per-sample values for {list(self.names[:nb])}; pass "
-                    "values=."
-                )
-            v = np.zeros((1, 0))
-        else:
-            v = np.asarray(values, dtype=np.float64)
-            if v.ndim == 1 and nb:
-                v = v[None, :]
-            if v.ndim != 2 or v.shape[1] != nb:
-                raise BindingError(
-                    f"values must have shape [batch, {nb}] with columns {list(self.names[:nb])}; "
-                    f"got shape {list(np.shape(values))}."
-                )
-            if v.shape[0] == 0:
-                raise BindingError(
-                    "values has an empty batch (shape [0, P]); give at least one row."
-                )
-        s = np.asarray([float(shared[k]) for k in self.names[nb:]]) if shared else np.zeros(0)
-        if not (np.isfinite(v).all() and np.isfinite(s).all()):
-            raise NonFiniteParameterError(
-                "A binding value is NaN or infinite; check the values and shared parameters."
-            )
-        return np.concatenate([v, np.broadcast_to(s, (v.shape[0], s.shape[0]))], axis=1)
+        s = [float(shared[k]) for k in self.names[self.n_batched :]] if shared else None
+        return sv.as_values(self, values, s)
 
     def theta(self, full: FloatArray) -> FloatArray:
         """Gate parameters ``[B, G]`` for the full binding matrix ``[B, P]``."""
-        theta = self.const + full @ self.w
-        for cols, g, c in self.mono:
-            prod = np.full(full.shape[0], c)
-            for ci in cols:
-                prod = prod * full[:, ci]
-            theta[:, g] += prod
-        if not np.isfinite(theta).all():
-            raise NonFiniteParameterError(
-                "A gate parameter evaluated to NaN or infinity; check the bindings for NaN/inf."
-            )
-        return np.asarray(theta, dtype=np.float64)
+        return np.asarray(sv.gate_parameters(self, full), dtype=np.float64)
 
     def chain_rule(self, full: FloatArray, gtheta: FloatArray) -> FloatArray:
         """Map ``d/dtheta [B, G]`` to ``d/dvalues [B, P]`` through the parameter expressions."""
-        gv = gtheta @ self.w.T
-        for cols, g, c in self.mono:
-            for i, ci in enumerate(cols):
-                other = np.full(full.shape[0], c)
-                for j, cj in enumerate(cols):
-                    if j != i:
-                        other = other * full[:, cj]
-                gv[:, ci] += other * gtheta[:, g]
-        return np.asarray(gv, dtype=np.float64)
+        return np.asarray(sv.chain_rule(self, full, gtheta), dtype=np.float64)
 
 
 # -- lowering -------------------------------------------------------------------------------------

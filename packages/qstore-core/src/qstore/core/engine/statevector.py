@@ -13,7 +13,9 @@ because gates on different qubits commute: ``<lam|(A (x) G_rest)|psi_in> = tr((A
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -88,7 +90,29 @@ def check_memory(n_qubits: int, batch: int, dtype: str, copies: int = 6) -> None
         )
 
 
-def gate_parameters(prog: Program, values: FloatArray) -> FloatArray:
+class BindingLayout(Protocol):
+    """What the binding functions below read of a compiled template: the column names
+    (per-sample first), how many are per-sample, and the gate parameters as polynomials
+    ``theta = theta_const + values @ theta_w + sum_m coeff_m * prod(values[:, cols_m])``.
+    A :class:`~qstore.core.engine.program.Program` is one; simulator plugins have their own."""
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    @property
+    def n_batched(self) -> int: ...
+
+    @property
+    def theta_const(self) -> FloatArray: ...
+
+    @property
+    def theta_w(self) -> FloatArray: ...
+
+    @property
+    def theta_mono(self) -> Sequence[tuple[tuple[int, ...], int, float]]: ...
+
+
+def gate_parameters(prog: BindingLayout, values: FloatArray) -> FloatArray:
     """Gate parameters ``theta [batch, G]`` from the binding matrix ``values [batch, P]``."""
     theta = prog.theta_const + values @ prog.theta_w
     for cols, g, c in prog.theta_mono:
@@ -458,7 +482,7 @@ def vjp(
     return values, gtheta
 
 
-def chain_rule(prog: Program, values: FloatArray, gtheta: FloatArray) -> FloatArray:
+def chain_rule(prog: BindingLayout, values: FloatArray, gtheta: FloatArray) -> FloatArray:
     """Map ``d/dtheta [B, G]`` to ``d/dvalues [B, P]`` through the parameter expressions."""
     gv = gtheta @ prog.theta_w.T
     for cols, g, c in prog.theta_mono:
@@ -472,7 +496,7 @@ def chain_rule(prog: Program, values: FloatArray, gtheta: FloatArray) -> FloatAr
 
 
 def as_values(
-    prog: Program, values: npt.ArrayLike | None, shared: npt.ArrayLike | None
+    prog: BindingLayout, values: npt.ArrayLike | None, shared: npt.ArrayLike | None
 ) -> FloatArray:
     """Validate bindings and lay out the full ``[B, P]`` matrix (shared columns broadcast)."""
     nb = prog.n_batched
