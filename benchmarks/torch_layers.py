@@ -32,23 +32,15 @@ from rw import (
     write_json,
 )
 
+from qstore.core.bench.workload import pennylane_rw_circuit, torch_steps
+
 Pair = tuple[Callable[[], object], Callable[[], object]]
 
 
 def _steps(layer: Any, x: Any) -> Pair:
-    import torch
-
-    def fwd() -> object:
-        with torch.no_grad():
-            return layer(x).sum()
-
-    def fwd_grad() -> object:
-        layer.zero_grad(set_to_none=True)
-        loss = layer(x).sum()
-        loss.backward()
-        return loss
-
-    return fwd, fwd_grad
+    case = torch_steps(layer, x)
+    assert case.forward_grad is not None
+    return case.forward, case.forward_grad
 
 
 def qstore_layer(n: int, backend: str, double: bool) -> Pair:
@@ -69,20 +61,7 @@ def _rw_qnode(n: int, device: str, **qnode_options: Any) -> Any:
     import pennylane as qml
 
     dev = qml.device(device, wires=n)
-
-    @qml.qnode(dev, interface="torch", **qnode_options)
-    def circuit(inputs: Any, weights: Any) -> Any:
-        for i in range(n):
-            qml.RY(inputs[..., i], wires=i)
-        for layer in range(LAYERS):
-            for i in range(n):
-                qml.RY(weights[layer, i, 0], wires=i)
-                qml.RZ(weights[layer, i, 1], wires=i)
-            for i in range(n - 1):
-                qml.CNOT(wires=[i, i + 1])
-        return [qml.expval(qml.PauliZ(i)) for i in range(n)]
-
-    return circuit
+    return qml.qnode(dev, interface="torch", **qnode_options)(pennylane_rw_circuit(qml, n))
 
 
 def pennylane_layer(n: int, device: str, diff_method: str, device_vjp: bool = False) -> Pair:
@@ -112,7 +91,7 @@ def check_agreement(n: int) -> float:
         ours.weights.copy_(torch.as_tensor(w0))
         a = ours(torch.as_tensor(x0))
     circuit = _rw_qnode(n, "default.qubit")
-    b = torch.stack(circuit(torch.as_tensor(x0), torch.as_tensor(w0)), dim=-1)
+    b = torch.stack(circuit(inputs=torch.as_tensor(x0), weights=torch.as_tensor(w0)), dim=-1)
     return float((a - b).abs().max())
 
 

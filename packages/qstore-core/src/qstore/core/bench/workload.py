@@ -34,6 +34,7 @@ __all__ = [
     "cirq_rw",
     "pennylane_default_case",
     "pennylane_lightning_case",
+    "pennylane_rw_circuit",
     "qsim_case",
     "rw_circuit",
     "rw_data",
@@ -42,6 +43,7 @@ __all__ = [
     "tfq_case",
     "torch_layer_case",
     "torch_module",
+    "torch_steps",
 ]
 
 BATCH = 32
@@ -134,15 +136,21 @@ def torch_layer_case(n: int, batch: int = BATCH) -> Case:
 
     layer = qs_torch.QuantumLayer(n_qubits=n, depth=LAYERS)
     x, _ = rw_data(n, batch)
-    xt = torch.tensor(x, dtype=torch.float32)
+    return torch_steps(layer, torch.tensor(x, dtype=torch.float32))
+
+
+def torch_steps(module: Any, x: Any) -> Case:
+    """A torch module's forward (``no_grad``) and forward + ``loss.backward()`` on ``x``, with
+    ``loss = module(x).sum()``."""
+    torch = torch_module()
 
     def forward() -> object:
         with torch.no_grad():
-            return layer(xt).sum()
+            return module(x).sum()
 
     def forward_grad() -> object:
-        layer.zero_grad(set_to_none=True)
-        loss = layer(xt).sum()
+        module.zero_grad(set_to_none=True)
+        loss = module(x).sum()
         loss.backward()
         return loss
 
@@ -173,10 +181,13 @@ def tf_layer_case(n: int, batch: int = BATCH) -> Case:
 
 
 # -- peers -----------------------------------------------------------------------------------
-def _pennylane_circuit(qml: Any, n: int) -> Callable[[Any, Any], Any]:
+def pennylane_rw_circuit(qml: Any, n: int) -> Callable[[Any, Any], Any]:
+    """RW as a PennyLane quantum function ``(weights [4, n, 2], inputs [B, n]) -> <Z_i>``
+    (arguments named as ``qml.qnn.TorchLayer`` expects them)."""
+
     def circuit(weights: Any, inputs: Any) -> Any:
         for i in range(n):
-            qml.RY(inputs[:, i], wires=i)
+            qml.RY(inputs[..., i], wires=i)
         for layer in range(LAYERS):
             for i in range(n):
                 qml.RY(weights[layer, i, 0], wires=i)
@@ -197,7 +208,9 @@ def pennylane_lightning_case(n: int, device_vjp: bool, batch: int = BATCH) -> Ca
     x, w0 = rw_data(n, batch)
     xs = pnp.array(x, requires_grad=False)
     w = pnp.array(w0, requires_grad=True)
-    qnode = qml.qnode(dev, diff_method="adjoint", device_vjp=device_vjp)(_pennylane_circuit(qml, n))
+    qnode = qml.qnode(dev, diff_method="adjoint", device_vjp=device_vjp)(
+        pennylane_rw_circuit(qml, n)
+    )
 
     def loss(weights: Any) -> Any:
         return pnp.sum(pnp.stack(qnode(weights, xs)))
@@ -215,7 +228,7 @@ def pennylane_default_case(n: int, batch: int = BATCH) -> Case:
     x, w0 = rw_data(n, batch)
     xt = torch.tensor(x)
     w = torch.tensor(w0, requires_grad=True)
-    qnode = qml.qnode(dev, interface="torch", diff_method="backprop")(_pennylane_circuit(qml, n))
+    qnode = qml.qnode(dev, interface="torch", diff_method="backprop")(pennylane_rw_circuit(qml, n))
 
     def forward() -> object:
         with torch.no_grad():
