@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from rw import BATCH, LAYERS, data, machine_meta, median_seconds, rw_circuit, write_json
 
+from qstore.core.bench.workload import cirq_rw, pennylane_lightning_case
+
 Runner = Callable[[], object]
 
 
@@ -89,19 +91,9 @@ def raw_qsimcirq(n: int) -> tuple[Runner, Runner]:
     import qsimcirq
     import sympy
 
-    q = cirq.LineQubit.range(n)
-    xs = [sympy.Symbol(f"x_{i}") for i in range(n)]
-    ws = [
-        [[sympy.Symbol(f"w_{layer}_{i}_{k}") for k in range(2)] for i in range(n)]
-        for layer in range(LAYERS)
-    ]
-    circuit = cirq.Circuit(cirq.ry(xs[i]).on(q[i]) for i in range(n))
-    for layer in range(LAYERS):
-        circuit.append(cirq.ry(ws[layer][i][0]).on(q[i]) for i in range(n))
-        circuit.append(cirq.rz(ws[layer][i][1]).on(q[i]) for i in range(n))
-        circuit.append(cirq.CNOT(q[i], q[i + 1]) for i in range(n - 1))
+    circuit, q, xs, ws = cirq_rw(cirq, sympy, n)
     observables = [cirq.Z(q[i]) for i in range(n)]
-    symbols = xs + [ws[layer][i][k] for layer in range(LAYERS) for i in range(n) for k in range(2)]
+    symbols = xs + ws
     sim = qsimcirq.QSimSimulator(qsim_options={"t": threads()})
     x, w = data(n)
     table = np.concatenate([x, np.broadcast_to(w.reshape(-1), (BATCH, w.size))], axis=1)
@@ -128,31 +120,9 @@ def raw_qsimcirq(n: int) -> tuple[Runner, Runner]:
 
 
 def raw_pennylane(n: int, device_vjp: bool) -> tuple[Runner, Runner]:
-    import pennylane as qml
-    from pennylane import numpy as pnp
-
-    dev = qml.device("lightning.qubit", wires=n)
-    x, w0 = data(n)
-    xs = pnp.array(x, requires_grad=False)
-    w = pnp.array(w0, requires_grad=True)
-
-    @qml.qnode(dev, diff_method="adjoint", device_vjp=device_vjp)
-    def circuit(weights: Any, inputs: Any) -> Any:
-        for i in range(n):
-            qml.RY(inputs[:, i], wires=i)
-        for layer in range(LAYERS):
-            for i in range(n):
-                qml.RY(weights[layer, i, 0], wires=i)
-                qml.RZ(weights[layer, i, 1], wires=i)
-            for i in range(n - 1):
-                qml.CNOT(wires=[i, i + 1])
-        return [qml.expval(qml.PauliZ(i)) for i in range(n)]
-
-    def loss(weights: Any) -> Any:
-        return pnp.sum(pnp.stack(circuit(weights, xs)))
-
-    grad = qml.grad(loss)
-    return (lambda: loss(w)), (lambda: grad(w))
+    case = pennylane_lightning_case(n, device_vjp)
+    assert case.forward_grad is not None
+    return case.forward, case.forward_grad
 
 
 # -- driver ----------------------------------------------------------------------------------------
