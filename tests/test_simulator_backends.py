@@ -8,12 +8,14 @@ independent reference. Each plugin is skipped when its distribution is not insta
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 
 import numpy as np
 import pytest
 
 import qstore.core as qc
+from qstore.core.errors import BindingError
 from qstore.core.testing import INPUTS, random_bindings, random_circuit, random_observables
 
 NAMES = list(INPUTS)
@@ -84,6 +86,20 @@ def test_gradients_agree_with_the_core_adjoint(name: str, case: tuple) -> None:
     lgv, lgs = qc.backends.get("local").vjp(circuit, obs, values, cot, names=NAMES, shared=shared)
     tol = 10 * TOLERANCE[name]
     assert np.allclose(gv, lgv, atol=tol) and np.allclose(gs, lgs, atol=tol)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_execute_returns_counts_and_probabilities(name: str) -> None:
+    be = qc.backends.get(name)
+    c = qc.UnifiedCircuit(2).add_gate("H", 0).add_gate("CNOT", [0, 1]).measure()
+    exact = asyncio.run(be.execute(c, shots=None))
+    assert exact.probabilities is not None and set(exact.probabilities) == {"00", "11"}
+    assert np.allclose(list(exact.probabilities.values()), 0.5, atol=TOLERANCE[name])
+    sampled = asyncio.run(be.execute(c, shots=200))
+    assert sampled.counts is not None and sum(sampled.counts.values()) == 200
+    assert set(sampled.counts) <= {"00", "11"}
+    with pytest.raises(BindingError, match="bound circuit"):
+        asyncio.run(be.execute(qc.UnifiedCircuit(1).add_gate("RX", 0, "t")))
 
 
 @pytest.mark.parametrize("name", BACKENDS[1:])

@@ -3,8 +3,6 @@ simulator and finite differences; the GPU and Kokkos variants where their packag
 
 from __future__ import annotations
 
-import asyncio
-
 import cirq
 import numpy as np
 import pytest
@@ -109,16 +107,6 @@ def test_seeded_shot_sampling_is_reproducible_and_unbiased(lightning: LightningB
     s = lightning.sample(c, 100, values, seed=3)
     assert s.shape == (2, 100) and np.array_equal(s, lightning.sample(c, 100, values, seed=3))
     assert lightning.counts(qc.UnifiedCircuit(3).add_gate("X", 0), 5, seed=0) == [{"100": 5}]
-
-
-def test_execute_returns_counts_and_probabilities(lightning: LightningBackend) -> None:
-    c = qc.UnifiedCircuit(2).add_gate("H", 0).add_gate("CNOT", [0, 1]).measure()
-    exact = asyncio.run(lightning.execute(c, shots=None))
-    assert exact.probabilities is not None and set(exact.probabilities) == {"00", "11"}
-    sampled = asyncio.run(lightning.execute(c, shots=100))
-    assert sampled.counts is not None and sum(sampled.counts.values()) == 100
-    with pytest.raises(BindingError, match="bound circuit"):
-        asyncio.run(lightning.execute(qc.UnifiedCircuit(1).add_gate("RX", 0, "t")))
 
 
 def test_template_is_lowered_once_and_reused(lightning: LightningBackend) -> None:

@@ -3,8 +3,6 @@ precision), Cirq's own simulator, and finite differences of its own expectations
 
 from __future__ import annotations
 
-import asyncio
-
 import cirq
 import numpy as np
 import pytest
@@ -130,17 +128,6 @@ def test_probabilities_use_qubit_zero_as_most_significant_bit(qsim: QsimBackend)
     probs = qsim.probabilities(c)
     assert probs.shape == (1, 8) and np.isclose(probs[0, 0b100], 1.0)
     assert qsim.counts(c, 10, seed=0) == [{"100": 10}]
-
-
-def test_execute_returns_counts_and_probabilities(qsim: QsimBackend) -> None:
-    c = qc.UnifiedCircuit(2).add_gate("H", 0).add_gate("CNOT", [0, 1]).measure()
-    exact = asyncio.run(qsim.execute(c, shots=None))
-    assert exact.probabilities is not None
-    assert set(exact.probabilities) == {"00", "11"}
-    sampled = asyncio.run(qsim.execute(c, shots=200))
-    assert sampled.counts is not None and sum(sampled.counts.values()) == 200
-    with pytest.raises(BindingError, match="bound circuit"):
-        asyncio.run(qsim.execute(qc.UnifiedCircuit(1).add_gate("RX", 0, "t")))
 
 
 def test_template_is_lowered_once_and_reused(qsim: QsimBackend) -> None:
