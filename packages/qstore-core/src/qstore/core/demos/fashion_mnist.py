@@ -354,7 +354,7 @@ def fit_torch(
 ) -> History:
     """Train ``model`` with Adam on shuffled batches; validate on the held-out rows each epoch."""
     torch = torch_module()
-    from tqdm import tqdm
+    tqdm = _require("tqdm", '"qstore-core[demo]" (tqdm)').tqdm
 
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
