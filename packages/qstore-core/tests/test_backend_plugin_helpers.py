@@ -1,4 +1,4 @@
-"""The helpers that simulator plugins share (:mod:`qstore.core.backends._plugin`), checked
+"""The helpers that simulator plugins share (:mod:`qstore.core.backends.plugin`), checked
 without a plugin installed: parameter maps against the core's compiled programs, observable
 splitting, template caching and the batch API of the mixin on a fixed-state toy backend."""
 
@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pytest
 
 import qstore.core as qc
-from qstore.core.backends._plugin import (
+from qstore.core.backends.plugin import (
     FloatArray,
     ObservableTerms,
     ParameterMap,

@@ -112,11 +112,11 @@ def test_seeded_shot_sampling_is_reproducible_and_unbiased(lightning: LightningB
 def test_template_is_lowered_once_and_reused(lightning: LightningBackend) -> None:
     c = qc.UnifiedCircuit(2).add_gate("RY", 0, "x").add_gate("CNOT", [0, 1])
     lightning.expectation(c, None, [[0.1]])
-    keys = [k for k in c._program_cache if k[0] == "qstore.sim.lightning"]
+    keys = [k for k in c._compiled if k[1] == "qstore.sim.lightning"]
     assert len(keys) == 1
-    tpl = c._program_cache[keys[0]]
+    tpl = c._compiled[keys[0]]
     lightning.expectation(c, None, [[0.7], [0.2]])
-    assert c._program_cache[keys[0]] is tpl
+    assert c._compiled[keys[0]] is tpl
 
 
 def test_complex64_dtype_is_close_to_local() -> None:

@@ -133,11 +133,11 @@ def test_probabilities_use_qubit_zero_as_most_significant_bit(qsim: QsimBackend)
 def test_template_is_lowered_once_and_reused(qsim: QsimBackend) -> None:
     c = qc.UnifiedCircuit(2).add_gate("RY", 0, "x").add_gate("CNOT", [0, 1])
     qsim.expectation(c, None, [[0.1]])
-    cached = [k for k in c._program_cache if k[0] == "qstore.sim.qsim"]
+    cached = [k for k in c._compiled if k[1] == "qstore.sim.qsim"]
     assert len(cached) == 1
-    tpl = c._program_cache[cached[0]]
+    tpl = c._compiled[cached[0]]
     qsim.expectation(c, None, [[0.7], [0.2]])
-    assert c._program_cache[cached[0]] is tpl
+    assert c._compiled[cached[0]] is tpl
 
 
 def test_errors_name_the_problem(qsim: QsimBackend) -> None:

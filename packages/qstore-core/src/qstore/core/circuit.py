@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numbers
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -163,6 +163,10 @@ def _normalise_params(spec: GateSpec, parameters: ParametersArg) -> tuple[Expres
     return tuple(out)
 
 
+T = TypeVar("T")
+_MISSING = object()
+
+
 class UnifiedCircuit:
     """A parameterised quantum circuit on ``n_qubits`` qubits.
 
@@ -170,6 +174,9 @@ class UnifiedCircuit:
     trainable or bindable parameters. The circuit is the user's description; backends compile it
     once and then only bind numbers.
     """
+
+    COMPILED_CACHE_SIZE: ClassVar[int] = 32
+    """How many compiled artefacts :meth:`compiled` keeps per circuit (oldest dropped first)."""
 
     def __init__(self, n_qubits: int, name: str | None = None) -> None:
         if isinstance(n_qubits, bool) or not isinstance(n_qubits, numbers.Integral):
@@ -179,13 +186,36 @@ class UnifiedCircuit:
         self._n_qubits: int = int(n_qubits)
         self.name: str | None = name
         self._ops: list[Operation] = []
-        # compiled programs of backends, keyed by (len(ops), ...); appending invalidates them
-        self._program_cache: dict[tuple[object, ...], object] = {}
+        # compiled artefacts of backends (see `compiled`), keyed by (owner, len(ops), ...)
+        self._compiled: dict[tuple[object, ...], object] = {}
 
     # -- building ---------------------------------------------------------------------------
     @property
     def n_qubits(self) -> int:
         return self._n_qubits
+
+    def compiled(self, key: tuple[object, ...], build: Callable[[], T]) -> T:
+        """The artefact compiled from this circuit under ``key``, built by ``build`` once.
+
+        The public cache that backends, plugins and gradients keep their compiled forms in (a
+        ``Program``, a lowered template, shifted circuits), so a training step only binds
+        numbers. ``key`` should start with an owner string (e.g. the distribution's import
+        name) and hold everything else the artefact depends on (column layout, observables);
+        the current number of operations is added to it, so appending gates never returns a
+        stale artefact. At most :attr:`COMPILED_CACHE_SIZE` entries are kept.
+
+        >>> c = UnifiedCircuit(1).add_gate("RX", 0, "t")
+        >>> c.compiled(("doc", "n_params"), lambda: c.n_parameters)
+        1
+        """
+        full = (len(self._ops), *key)
+        hit = self._compiled.get(full, _MISSING)
+        if hit is _MISSING:
+            hit = build()
+            if len(self._compiled) >= self.COMPILED_CACHE_SIZE:
+                self._compiled.pop(next(iter(self._compiled)))
+            self._compiled[full] = hit
+        return cast(T, hit)
 
     @property
     def operations(self) -> tuple[Operation, ...]:

@@ -5,6 +5,15 @@
     qstore demo [--qubits 8]      build, convert and simulate a small circuit
     qstore demo fashion-mnist     train the hybrid quantum classifier on Fashion-MNIST
     qstore bench [SUITE...]       benchmarks against peer libraries (see qstore bench --help)
+    qstore <command> ...          commands added by installed distributions (e.g. qstore ionq)
+
+Other distributions add subcommands through the entry-point group ``qstore.cli``: each entry
+point's name is the command and its object a function ``register(subparsers)`` that adds one
+parser to the ``argparse`` sub-parsers and sets ``func`` with ``set_defaults(func=...)``, where
+``func(args, out) -> int`` runs the command (``out`` is the text stream to print to)::
+
+    [project.entry-points."qstore.cli"]
+    ionq = "qstore.ionq.cli:register"
 
 Exit status: 0 on success, 1 on an error (reported in one line, no traceback), 2 on bad usage.
 """
@@ -12,8 +21,10 @@ Exit status: 0 on success, 1 on an error (reported in one line, no traceback), 2
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
+import logging
 import math
 import os
 import platform
@@ -33,9 +44,13 @@ from qstore.core.bench import command as bench_command
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.errors import QStoreError
 
-__all__ = ["DemoResult", "build_demo_circuit", "main", "run_demo"]
+__all__ = ["CLI_ENTRY_POINT_GROUP", "DemoResult", "build_demo_circuit", "main", "run_demo"]
 
 PROG = "qstore"
+CLI_ENTRY_POINT_GROUP = "qstore.cli"
+"""Entry-point group through which distributions add ``qstore`` subcommands."""
+
+_log = logging.getLogger(__name__)
 
 
 # -- qstore backends -------------------------------------------------------------------------
@@ -384,7 +399,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     bench_command.add_parser(sub)
+    _add_plugin_commands(sub)
     return parser
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Let every installed distribution add its subcommands (group ``qstore.cli``).
+
+    A plugin whose command cannot be loaded is skipped with a warning naming it and the cause,
+    so one broken distribution cannot take the whole ``qstore`` command down.
+    """
+    taken = set(sub.choices)
+    for ep in sorted(importlib.metadata.entry_points(group=CLI_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in taken:
+            _log.warning("qstore.cli entry point %r ignored: the command exists already", ep.value)
+            continue
+        try:
+            register = ep.load()
+            register(sub)
+        except Exception as exc:  # a broken plugin must not break the command line
+            dist = ep.dist.name if ep.dist is not None else "?"
+            sys.stderr.write(
+                f"{PROG}: warning: command {ep.name!r} of {dist} could not be loaded "
+                f"({type(exc).__name__}: {exc}); reinstall {dist} to use it\n"
+            )
+            continue
+        taken.add(ep.name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

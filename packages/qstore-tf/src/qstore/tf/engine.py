@@ -143,14 +143,10 @@ def program(
     every qubit).
     """
     obs = tuple(as_observables(observables, circuit.n_qubits))
-    key = ("tf", len(circuit), tuple(names), tuple(shared_names), obs)
-    cache = circuit._program_cache
-    prog = cache.get(key)
-    if prog is None:
-        prog = compile_program(circuit, names, shared_names, obs)
-        cache[key] = prog
-    assert isinstance(prog, Program)
-    return prog
+    return circuit.compiled(
+        ("qstore.tf", tuple(names), tuple(shared_names), obs),
+        lambda: compile_program(circuit, names, shared_names, obs),
+    )
 
 
 def bindings(inputs: Tensor | None, weights: Tensor, batch_of: Tensor) -> Tensor:

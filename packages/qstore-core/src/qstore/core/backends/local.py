@@ -99,16 +99,10 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
             )
         obs = tuple(as_observables(observables, circuit.n_qubits))
         bnames, snames = split_names(circuit, names, shared)
-        key = ("local", len(circuit), bnames, snames, obs, self.chunk)
-        cache = circuit._program_cache
-        prog = cache.get(key)
-        if prog is None:
-            prog = compile_program(circuit, bnames, snames, obs, chunk=self.chunk)
-            if len(cache) > 16:
-                cache.clear()
-            cache[key] = prog
-        assert isinstance(prog, Program)
-        return prog
+        return circuit.compiled(
+            ("qstore.core.local", bnames, snames, obs, self.chunk),
+            lambda: compile_program(circuit, bnames, snames, obs, chunk=self.chunk),
+        )
 
     def _prepare(
         self,

@@ -57,12 +57,11 @@ class ShiftTemplate:
 
 
 def shift_template(circuit: UnifiedCircuit) -> ShiftTemplate:
-    """Build (or fetch from the circuit's cache) the shift template of ``circuit``."""
-    cache = circuit._program_cache
-    key = ("qstore.gradients.shift_template", len(circuit))
-    hit = cache.get(key)
-    if isinstance(hit, ShiftTemplate):
-        return hit
+    """The shift template of ``circuit``, built once (see :meth:`UnifiedCircuit.compiled`)."""
+    return circuit.compiled(("qstore.core.gradients.shift_template",), lambda: _shift_template(circuit))
+
+
+def _shift_template(circuit: UnifiedCircuit) -> ShiftTemplate:
     prefix = "__g"
     existing = set(circuit.parameters)
     while any(s.startswith(prefix) for s in existing):
@@ -111,7 +110,6 @@ def shift_template(circuit: UnifiedCircuit) -> ShiftTemplate:
         starts=np.asarray(starts, dtype=np.intp),
         shifted=np.asarray(shifted, dtype=np.intp),
     )
-    cache[key] = tpl
     return tpl
 
 

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends._plugin import (
+from qstore.core.backends.plugin import (
     FloatArray,
     ObservableTerms,
     SimulatorPluginMixin,

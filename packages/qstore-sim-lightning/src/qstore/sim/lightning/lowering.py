@@ -2,7 +2,7 @@
 
 Done once per template: every Q-Store gate becomes one or a few Lightning gates, each with at
 most one parameter that is an affine function ``scale * theta[g] + offset`` of a single gate
-parameter (see :mod:`qstore.core.backends._plugin`). Binding a batch computes an
+parameter (see :mod:`qstore.core.backends.plugin`). Binding a batch computes an
 ``[B, J]`` matrix of operation parameters; gates without a bound parameter are built once and
 shared by every tape.
 
@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qstore.core.backends._plugin import FloatArray, affine_parameters, lower_template
+from qstore.core.backends.plugin import FloatArray, affine_parameters, lower_template
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.errors import BackendError
 

@@ -3,7 +3,7 @@
 Every Q-Store gate becomes one or a few of qsim's gate kinds (Cirq's eigen-gates
 ``XPowGate(exponent, global_shift)`` and friends). Each lowered gate has at most one bound
 number, its exponent, which is an affine function ``scale * theta[g] + offset`` of a single gate
-parameter ``theta[g]`` (see :mod:`qstore.core.backends._plugin`). Binding a batch therefore only
+parameter ``theta[g]`` (see :mod:`qstore.core.backends.plugin`). Binding a batch therefore only
 computes an ``[B, J]`` exponent matrix; nothing is re-translated per binding.
 
 The decompositions are exact, global phase included (``RX(t) = XPowGate(t/pi, -1/2)``,
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qstore.core.backends._plugin import (
+from qstore.core.backends.plugin import (
     FloatArray,
     ObservableTerms,
     affine_parameters,

@@ -1,5 +1,8 @@
-"""Helpers for simulator plugins: what the backends of qstore-sim-qsim and qstore-sim-lightning
-share.
+"""The public plugin kit: what a simulator backend needs beyond the :class:`Backend` protocol.
+
+qstore-sim-qsim, qstore-sim-lightning and third-party backends build on these names alone
+(together with :mod:`qstore.core.backends.base` and :mod:`qstore.core.backends.sampling`);
+they are covered by the project's compatibility promise.
 
 Such a backend lowers a circuit template once to its simulator's own operations, each with at
 most one bound number that is an affine function ``scale * theta[g] + offset`` of a single gate
@@ -9,8 +12,6 @@ keeps the lowered template on the circuit; :func:`split_observables` turns obser
 real-weighted Pauli words a simulator measures. :class:`SimulatorPluginMixin` gives the batch API
 that is the same for every such backend (expectations exact or from shots, VJPs, probabilities,
 samples, counts and ``execute``); the backend supplies the simulation itself.
-
-The module is private to the Q-Store distributions: its names may change between releases.
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ def cached_template(
 ) -> TemplateT:
     """The ``kind`` template of ``circuit`` for this column layout, lowered by ``lower`` once.
 
-    Cached in the circuit's program cache under a key that starts with ``owner``.
+    Cached with :meth:`UnifiedCircuit.compiled` under a key that starts with ``owner``.
     """
     if not isinstance(circuit, UnifiedCircuit):
         raise BackendError(
@@ -255,16 +256,12 @@ def cached_template(
             "Cirq/Qiskit circuits with UnifiedCircuit.from_cirq / from_qiskit."
         )
     bnames, snames = split_names(circuit, names, shared)
-    key = (owner, len(circuit), bnames, snames)
-    cache = circuit._program_cache
-    tpl = cache.get(key)
-    if not isinstance(tpl, kind):
+
+    def build() -> TemplateT:
         pmap = ParameterMap.build(circuit, bnames, snames)
-        tpl = kind(circuit.n_qubits, pmap, lower(circuit, pmap.slots))
-        if len(cache) > 16:
-            cache.clear()
-        cache[key] = tpl
-    return tpl
+        return kind(circuit.n_qubits, pmap, lower(circuit, pmap.slots))
+
+    return circuit.compiled((owner, bnames, snames), build)
 
 
 # -- observables ----------------------------------------------------------------------------------

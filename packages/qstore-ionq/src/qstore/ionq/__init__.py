@@ -1,0 +1,1 @@
+"""IonQ backends for Q-Store (in progress)."""

@@ -1,0 +1,1 @@
+"""Pinecone state store for Q-Store (in progress)."""
