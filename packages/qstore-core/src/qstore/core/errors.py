@@ -83,6 +83,15 @@ class GradientError(QStoreError, ValueError):
     """A gradient cannot be computed as requested."""
 
 
+class LayerConfigError(QStoreError, ValueError):
+    """A framework layer (``qstore.torch``, ``qstore.tf``) was configured with an invalid value
+    or an impossible combination of options; raised at construction."""
+
+
+class LayerInputError(QStoreError, ValueError):
+    """A framework layer received an input of the wrong shape, dtype or device."""
+
+
 def require(module: str, extra: str, distribution: str = "qstore-core") -> MissingDependencyError:
     """Build the error raised when an optional ``module`` is missing.
 
