@@ -306,8 +306,12 @@ def test_circuit_layer_without_inputs() -> None:
         ({"n_qubits": 3, "entanglement": "ring"}, "entanglement must be one of .* got 'ring'"),
         ({"n_qubits": 3, "encoding": "basis"}, "encoding must be one of .* got 'basis'"),
         (
-            {"n_qubits": 3, "backend": "local", "encoding": "amplitude"},
-            "needs\nbackend='torch'|needs backend='torch'",
+            {"n_qubits": 3, "backend": "local", "encoding": "amplitude", "shots": 10},
+            "shots=10 cannot apply to quantum-state inputs",
+        ),
+        (
+            {"n_qubits": 3, "backend": "local", "gradient_method": "adjoint", "shots": 10},
+            "cannot be combined with shots",
         ),
         ({"n_qubits": 3, "shots": 100}, "'torch' backend is exact and has no shots"),
         ({"n_qubits": 3, "gradient_method": "magic"}, "gradient_method must be one of"),
@@ -339,8 +343,8 @@ def test_invalid_inputs_are_refused_with_the_shape_in_the_message() -> None:
         layer(torch.rand(2, 4, dtype=torch.complex64))
     with pytest.raises(LayerInputError, match="shape \\[batch, 2\\*\\*n_qubits\\]"):
         layer(torch.rand(2, 6, dtype=torch.complex64))
-    with pytest.raises(LayerInputError, match="run on backend='torch' only"):
-        QuantumLayer(3, depth=1, backend="local")(torch.rand(2, 8, dtype=torch.complex64))
+    with pytest.raises(LayerInputError, match="shots=5 cannot apply to quantum-state inputs"):
+        QuantumLayer(3, depth=1, backend="local", shots=5)(torch.rand(2, 8, dtype=torch.complex64))
     with pytest.raises(LayerInputError, match="takes quantum states"):
         ExpectationValue()(torch.rand(2, 8))
     with pytest.raises(LayerInputError, match="acts on 2 qubits"):

@@ -73,6 +73,7 @@ __all__ = [
     "UnitaryAdapter",
     "backend_gradient",
     "check_shots",
+    "check_state_options",
     "resolve_backend",
     "resolve_gradient",
 ]
@@ -372,6 +373,24 @@ class ExpectationAdapter:
 
 # -- unitaries (quantum-state inputs on external backends) -----------------------------------------
 
+
+def check_state_options(gradient_method: str, shots: int | None) -> None:
+    """Refuse options that a layer evolving quantum states on an external backend (state
+    inputs, ``encoding='amplitude'``) cannot honour: it evolves the state exactly, by the
+    circuit's unitary, differentiated by the exact rotation shift rule."""
+    if shots is not None:
+        raise LayerConfigError(
+            f"shots={shots} cannot apply to quantum-state inputs or encoding='amplitude', which "
+            "evolve the state exactly; use encoding='angle' or 'reupload' with shots."
+        )
+    if gradient_method not in ("auto", "parameter_shift"):
+        raise LayerConfigError(
+            f"gradient_method={gradient_method!r} cannot apply to quantum-state inputs or "
+            "encoding='amplitude' on an external backend: the circuit's unitary is "
+            "differentiated by the exact shift rule ('auto' or 'parameter_shift')."
+        )
+
+
 _SHIFTABLE = frozenset({"RX", "RY", "RZ", "RXX", "RYY", "RZZ"})
 
 
@@ -397,28 +416,43 @@ def _check_shiftable(circuit: UnifiedCircuit, weight_names: Sequence[str]) -> No
 
 
 class UnitaryAdapter:
-    """The unitary ``U(w)`` of a weights-only circuit on an external backend, and its VJP.
+    """A circuit's unitary ``U(w)`` evaluated outside the framework, and its VJP.
 
     A layer fed a quantum state ``psi [B, 2**n]`` returns ``psi @ U(w).T``; the framework
-    differentiates that product, this class differentiates ``U``. Column ``j`` of ``U`` is the
-    backend's final state for ``|j>`` (prepared by ``RY(pi)`` on the qubits that are 1 in ``j``,
-    exact bit flips), all columns in one call; the gradient uses ``dU/dw_k = U(w + pi e_k) / 2``,
-    exact for rotation angles, all shifted unitaries in one call. The backend needs ``state()``.
+    differentiates that product, this class differentiates ``U``. ``unitaries(w [V, S])`` returns
+    ``[V, dim, dim]`` for ``V`` weight vectors; the gradient uses ``dU/dw_k = U(w + pi e_k) / 2``
+    (exact for weights that are plain rotation angles), all shifted unitaries in one call.
+    :meth:`on_backend` builds ``unitaries`` on any backend with ``state()``.
     """
 
-    def __init__(
-        self,
+    def __init__(self, unitaries: Callable[[FloatArray], ComplexArray], dim: int) -> None:
+        self.unitaries = unitaries
+        self.dim = dim
+
+    @classmethod
+    def on_backend(
+        cls,
         circuit: UnifiedCircuit,
         backend: Any,
         weight_names: Sequence[str],
         *,
         backend_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.backend = resolve_backend(backend, backend_options)
-        if not callable(getattr(self.backend, "state", None)):
+    ) -> UnitaryAdapter:
+        """Column ``j`` of ``U`` is the backend's final state for ``|j>`` (prepared by
+        ``RY(pi)`` on the qubits that are 1 in ``j``: exact bit flips), all in one call.
+
+        >>> import qstore.core as qc
+        >>> c = qc.UnifiedCircuit(1).add_gate("RY", 0, "w")
+        >>> u = UnitaryAdapter.on_backend(c, "local", ["w"]).unitary([np.pi])
+        >>> np.round(u.real, 12).tolist()  # RY(pi) = [[0, -1], [1, 0]]
+        [[0.0, -1.0], [1.0, 0.0]]
+        """
+        be = resolve_backend(backend, backend_options)
+        state = getattr(be, "state", None)
+        if not callable(state):
             raise LayerConfigError(
-                f"Backend {_name(self.backend)!r} cannot return state vectors, which a layer fed "
-                "a quantum state needs; use the framework's built-in engine for state inputs, "
+                f"Backend {_name(be)!r} cannot return state vectors, which a layer fed a "
+                "quantum state needs; use the framework's built-in engine for state inputs, "
                 "or feed the layer classical features."
             )
         try:
@@ -426,41 +460,35 @@ class UnitaryAdapter:
         except CapabilityError as exc:
             raise LayerConfigError(str(exc)) from None
         n = circuit.n_qubits
-        self.dim = 1 << n
-        self.weight_names = tuple(weight_names)
+        dim = 1 << n
         prep = UnifiedCircuit(n, name="basis_prep")
-        self._prep_names = tuple(f"_basis_{q}" for q in range(n))
-        for q, nm in enumerate(self._prep_names):
-            prep.add_gate("RY", q, nm)
-        self._circuit = prep.compose(circuit)
-        j = np.arange(self.dim)[:, None]
-        bits = (j >> (n - 1 - np.arange(n))[None, :]) & 1
-        self._angles = np.pi * bits.astype(np.float64)  # row j prepares |j>
+        names = tuple(f"_basis_{q}" for q in range(n)) + tuple(weight_names)
+        for q in range(n):
+            prep.add_gate("RY", q, names[q])
+        full = prep.compose(circuit)
+        j = np.arange(dim)[:, None]
+        angles = np.pi * ((j >> (n - 1 - np.arange(n))[None, :]) & 1).astype(np.float64)
 
-    def _unitaries(self, w: FloatArray) -> ComplexArray:
-        """``U`` for each row of ``w [V, S]``: ``[V, dim, dim]``."""
-        v = w.shape[0]
-        values = np.concatenate(
-            [np.tile(self._angles, (v, 1)), np.repeat(w, self.dim, axis=0)], axis=1
-        )
-        names = self._prep_names + self.weight_names
-        states = np.asarray(self.backend.state(self._circuit, values, names=names))
-        return np.asarray(
-            states.reshape(v, self.dim, self.dim).transpose(0, 2, 1), dtype=np.complex128
-        )
+        def unitaries(w: FloatArray) -> ComplexArray:
+            v = w.shape[0]
+            values = np.concatenate([np.tile(angles, (v, 1)), np.repeat(w, dim, axis=0)], axis=1)
+            states = np.asarray(state(full, values, names=names))  # row j of block v: U_v |j>
+            return np.asarray(states.reshape(v, dim, dim).transpose(0, 2, 1), dtype=np.complex128)
+
+        return cls(unitaries, dim)
 
     def unitary(self, weights: npt.ArrayLike) -> ComplexArray:
         """``U(w)`` ``[dim, dim]`` (column ``j`` is ``U |j>``)."""
-        w = _vector(weights, len(self.weight_names), "weights")
-        u: ComplexArray = self._unitaries(w[None])[0]
+        w = np.asarray(weights, dtype=np.float64).reshape(1, -1)
+        u: ComplexArray = np.asarray(self.unitaries(w)[0], dtype=np.complex128)
         return u
 
     def vjp(self, weights: npt.ArrayLike, cotangent: npt.ArrayLike) -> FloatArray:
         """``d/dw`` of the real loss whose gradient with respect to ``U`` is ``cotangent``
         (``dL/dRe U + i dL/dIm U``, the convention of torch and TensorFlow)."""
-        w = _vector(weights, len(self.weight_names), "weights")
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
         g = np.asarray(cotangent, dtype=np.complex128).reshape(self.dim, self.dim)
         if w.size == 0:
             return np.zeros(0)
-        du = self._unitaries(w[None, :] + np.pi * np.eye(w.size)) / 2  # [S, dim, dim]
+        du = np.asarray(self.unitaries(w[None, :] + np.pi * np.eye(w.size))) / 2  # [S, dim, dim]
         return np.asarray(np.einsum("kij,ij->k", du, g.conj()).real, dtype=np.float64)

@@ -20,7 +20,7 @@ The default ``backend='torch'`` runs the core's engine on torch tensors (autogra
 
 from __future__ import annotations
 
-from qstore.torch.autograd import BackendExpectation, BackendRun
+from qstore.torch.autograd import BackendExpectation, BackendUnitary
 from qstore.torch.distributed import DistributedConfig, PyTorchDistributedTrainer
 from qstore.torch.encoding import (
     AmplitudeEncoding,
@@ -40,7 +40,7 @@ __version__ = "4.0.0a1"
 __all__ = [
     "AmplitudeEncoding",
     "BackendExpectation",
-    "BackendRun",
+    "BackendUnitary",
     "CircuitLayer",
     "DistributedConfig",
     "ExpectationValue",

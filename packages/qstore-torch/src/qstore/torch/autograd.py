@@ -1,19 +1,19 @@
-"""Any Q-Store backend inside torch autograd.
+"""Any Q-Store backend inside torch autograd: thin wrappers over :mod:`qstore.core.adapter`.
 
 The built-in ``torch`` path needs nothing from here: torch differentiates the engine itself.
-Every other backend (``local``, qsim, Lightning, IonQ, third-party plugins) computes
-expectations outside torch, so :class:`BackendExpectation` wraps it in a
-``torch.autograd.Function`` whose backward asks the backend for a vector-Jacobian product: its
-own ``vjp`` (the adjoint method on simulators that have it) or, for backends that only evaluate
-expectations, :mod:`qstore.core.gradients` (parameter shift by default). Gradients flow to the
-per-sample inputs and to the shared weights alike.
+Every other backend (``local``, qsim, Lightning, IonQ, third-party plugins) runs through
+:class:`~qstore.core.adapter.ExpectationAdapter` (binding layout, shots, the gradient method and
+what the forward pass keeps for the backward pass are decided there, once for both frameworks);
+:class:`BackendExpectation` only moves tensors to NumPy and back. :class:`BackendUnitary` does
+the same for the unitary that evolves quantum-state inputs on an external backend.
 
 >>> import torch
 >>> import qstore.core as qc
+>>> from qstore.core.adapter import ExpectationAdapter
 >>> c = qc.UnifiedCircuit(1).add_gate("RY", 0, "x").add_gate("RZ", 0, "w")
->>> run = BackendRun.create(c, "local", input_names=["x"], weight_names=["w"])
+>>> adapter = ExpectationAdapter(c, "local", input_names=["x"], weight_names=["w"])
 >>> x = torch.tensor([[0.3]], dtype=torch.float64, requires_grad=True)
->>> y = BackendExpectation.apply(x, torch.zeros(1, dtype=torch.float64), run)
+>>> y = BackendExpectation.apply(x, torch.zeros(1, dtype=torch.float64), adapter)
 >>> y.backward()
 >>> round(float(x.grad), 6) == round(-float(torch.sin(torch.tensor(0.3))), 6)
 True
@@ -21,8 +21,6 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,161 +28,68 @@ import numpy.typing as npt
 import torch
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from qstore.core import backends as core_backends
-from qstore.core import gradients
-from qstore.core.circuit import UnifiedCircuit
-from qstore.core.observables import PauliSum, as_observables
-from qstore.torch.encoding import LayerConfigError
+from qstore.core.adapter import ExpectationAdapter, UnitaryAdapter
 
-__all__ = ["GRADIENT_METHODS", "BackendExpectation", "BackendRun", "resolve_backend"]
-
-GRADIENT_METHODS = ("auto", "adjoint", "parameter_shift", "finite_diff", "spsa")
-
-FloatArray = npt.NDArray[np.float64]
+__all__ = ["BackendExpectation", "BackendUnitary"]
 
 
-def resolve_backend(backend: Any, options: dict[str, Any] | None = None) -> Any:
-    """A backend instance from a registry name (created with ``options``) or an instance."""
-    if isinstance(backend, str):
-        return core_backends.get(backend, **(options or {}))
-    if options:
-        raise LayerConfigError(
-            "backend_options only apply when backend is given by name; configure the "
-            f"instance {backend!r} directly."
-        )
-    missing = [m for m in ("expectation", "capabilities") if not hasattr(backend, m)]
-    if missing:
-        raise LayerConfigError(
-            f"backend must be 'torch', a registered backend name or a backend object; "
-            f"{backend!r} lacks {', '.join(missing)}."
-        )
-    return backend
-
-
-@dataclass(frozen=True)
-class BackendRun:
-    """One circuit template on one backend: what :class:`BackendExpectation` needs.
-
-    ``input_names`` are the per-sample columns, ``weight_names`` the shared ones. ``method``
-    is resolved by :meth:`create`: ``'adjoint'`` means the backend's own ``vjp``.
-    """
-
-    backend: Any
-    circuit: UnifiedCircuit
-    observables: tuple[PauliSum, ...]
-    input_names: tuple[str, ...]
-    weight_names: tuple[str, ...]
-    method: str
-    gradient: Any  # a qstore.core.gradients.GradientMethod, or None for the backend's vjp
-    shots: int | None = None
-
-    @staticmethod
-    def create(
-        circuit: UnifiedCircuit,
-        backend: Any,
-        input_names: Sequence[str],
-        weight_names: Sequence[str],
-        observables: Any = None,
-        gradient_method: str = "auto",
-        shots: int | None = None,
-        backend_options: dict[str, Any] | None = None,
-    ) -> BackendRun:
-        """Resolve the backend and the gradient method (``GRADIENT_METHODS``)."""
-        be = resolve_backend(backend, backend_options)
-        if gradient_method not in GRADIENT_METHODS:
-            raise LayerConfigError(
-                f"gradient_method must be one of {list(GRADIENT_METHODS)}, got {gradient_method!r}."
-            )
-        caps = be.capabilities
-        has_vjp = bool(getattr(caps, "vjp", False)) and callable(getattr(be, "vjp", None))
-        method = gradient_method
-        if method == "auto":
-            method = "adjoint" if has_vjp and shots is None else "parameter_shift"
-        if method == "adjoint":
-            if not has_vjp:
-                raise LayerConfigError(
-                    f"gradient_method='adjoint' needs a backend with a vjp; "
-                    f"{getattr(be, 'name', be)!r} has none. Use 'parameter_shift'."
-                )
-            if shots is not None:
-                raise LayerConfigError(
-                    "The adjoint method is exact; it cannot be combined with shots. "
-                    "Use gradient_method='parameter_shift' with shots."
-                )
-            grad = None
-        else:
-            grad = gradients.get(method, be, shots=shots)
-        obs = tuple(as_observables(observables, circuit.n_qubits))
-        return BackendRun(
-            be, circuit, obs, tuple(input_names), tuple(weight_names), method, grad, shots
-        )
-
-    def _shared(self, weights: FloatArray) -> dict[str, float]:
-        return dict(zip(self.weight_names, weights.tolist(), strict=True))
-
-    def expectation(self, inputs: FloatArray, weights: FloatArray) -> FloatArray:
-        """Expectations ``[B, n_obs]`` for per-sample ``inputs [B, P]`` and ``weights [S]``."""
-        out = self.backend.expectation(
-            self.circuit,
-            list(self.observables),
-            inputs,
-            names=self.input_names,
-            shared=self._shared(weights),
-            shots=self.shots,
-        )
-        return np.asarray(out, dtype=np.float64).reshape(inputs.shape[0], len(self.observables))
-
-    def vjp(
-        self, inputs: FloatArray, weights: FloatArray, cotangent: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """``(d/dinputs [B, P], d/dweights [S])`` of ``sum(cotangent * expectation)``."""
-        obs = list(self.observables)
-        shared = self._shared(weights)
-        if self.gradient is None:
-            gv, gs = self.backend.vjp(
-                self.circuit, obs, inputs, cotangent, names=self.input_names, shared=shared
-            )
-        else:
-            gv, gs = self.gradient.vjp(
-                self.circuit, obs, inputs, cotangent, names=self.input_names, shared=shared
-            )
-        gv = np.asarray(gv, dtype=np.float64).reshape(inputs.shape)
-        gs = np.asarray(gs, dtype=np.float64).reshape(weights.shape)
-        return gv, gs
-
-
-def _numpy(t: torch.Tensor) -> FloatArray:
+def _numpy(t: torch.Tensor) -> npt.NDArray[np.float64]:
     return np.ascontiguousarray(t.detach().to("cpu", torch.float64).numpy())
 
 
 class BackendExpectation(torch.autograd.Function):
-    """``(inputs [B, P], weights [S], run) -> expectations [B, n_obs]`` through a backend.
+    """``(inputs [B, P], weights [S], adapter) -> expectations [B, n_obs]`` on a backend.
 
-    The output has the dtype and device of ``inputs``. Backward calls the backend once per
-    step (a vector-Jacobian product), so batches cost one round trip, not one per sample.
+    The output has the dtype and device of ``inputs``. The forward pass is kept for the
+    backward pass (one backend call each per training step; see :mod:`qstore.core.adapter`).
     """
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx, inputs: torch.Tensor, weights: torch.Tensor, run: BackendRun
+        ctx: FunctionCtx, inputs: torch.Tensor, weights: torch.Tensor, adapter: ExpectationAdapter
     ) -> torch.Tensor:
-        x, w = _numpy(inputs), _numpy(weights)
-        out = run.expectation(x, w)
-        ctx.run = run  # type: ignore[attr-defined]
-        ctx.arrays = (x, w)  # type: ignore[attr-defined]
+        keep = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])  # type: ignore[attr-defined]
+        fwd = adapter.forward(_numpy(inputs), _numpy(weights), keep=keep)
+        ctx.adapter = adapter  # type: ignore[attr-defined]
+        ctx.fwd = fwd  # type: ignore[attr-defined]
         ctx.meta = (inputs.dtype, inputs.device, weights.dtype, weights.device)  # type: ignore[attr-defined]
-        return torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
+        return torch.as_tensor(fwd.values, dtype=inputs.dtype, device=inputs.device)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, w = ctx.arrays
         in_dtype, in_device, w_dtype, w_device = ctx.meta
-        gx, gw = ctx.run.vjp(x, w, _numpy(grad_out))
-        grad_inputs = torch.as_tensor(gx, dtype=in_dtype, device=in_device)
-        grad_weights = torch.as_tensor(gw, dtype=w_dtype, device=w_device)
+        gx, gw = ctx.adapter.vjp(ctx.fwd, _numpy(grad_out))
         return (
-            grad_inputs if ctx.needs_input_grad[0] else None,
-            grad_weights if ctx.needs_input_grad[1] else None,
+            torch.as_tensor(gx, dtype=in_dtype, device=in_device)
+            if ctx.needs_input_grad[0]
+            else None,
+            torch.as_tensor(gw, dtype=w_dtype, device=w_device)
+            if ctx.needs_input_grad[1]
+            else None,
             None,
         )
+
+
+class BackendUnitary(torch.autograd.Function):
+    """``(weights [S], adapter) -> U(w)`` (complex ``[2**n, 2**n]``) on a backend.
+
+    Complex128 for float64 weights, complex64 otherwise, on the device of ``weights``.
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, weights: torch.Tensor, adapter: UnitaryAdapter) -> torch.Tensor:
+        w = _numpy(weights)
+        ctx.adapter = adapter  # type: ignore[attr-defined]
+        ctx.w = w  # type: ignore[attr-defined]
+        ctx.meta = (weights.dtype, weights.device)  # type: ignore[attr-defined]
+        cplx = torch.complex128 if weights.dtype == torch.float64 else torch.complex64
+        return torch.as_tensor(adapter.unitary(w), dtype=cplx, device=weights.device)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_u: torch.Tensor) -> tuple[torch.Tensor | None, None]:
+        dtype, device = ctx.meta
+        g = grad_u.detach().to("cpu", torch.complex128).numpy()
+        gw = ctx.adapter.vjp(ctx.w, g)
+        return torch.as_tensor(gw, dtype=dtype, device=device).reshape(ctx.w.shape), None

@@ -1,17 +1,18 @@
-"""Amplitude encoding of classical features, and the errors of the torch layers.
+"""Amplitude encoding of classical features for torch; the layers' errors.
 
-The *angle* encoding of ``QuantumLayer`` is the framework layers' shared circuit template,
-documented in :mod:`qstore.core.templates`: feature ``j`` rotates qubit ``j % n_qubits``, and
-chunks of ``n_qubits`` features are uploaded between the trainable layers (``RY``, then ``RZ``
-for a second chunk before the same layer, ...), so any number of features works.
+The encodings and their rules are written once in :mod:`qstore.core.templates` and shared with
+the Keras layers: *angle* (feature ``j`` rotates qubit ``j % n_qubits``, chunks of ``n_qubits``
+features spread over the trainable layers), *reupload* and *amplitude*.
 
-**Amplitude encoding** of ``F <= 2**n`` features: the features, padded with zeros to ``2**n``
-and divided by their Euclidean norm, are the amplitudes of the state (basis state ``k`` has
-amplitude ``x_k / |x|``, qubit 0 the most significant bit). An all-zero row becomes ``|0...0>``.
+**Amplitude encoding** (:func:`qstore.core.templates.amplitude_state`) of ``F <= 2**n``
+features: the features, padded with zeros to ``2**n`` and divided by their Euclidean norm, are
+the amplitudes of the state (basis state ``k`` has amplitude ``x_k / |x|``, qubit 0 the most
+significant bit). An all-zero row becomes ``|0...0>``, with zero gradient.
 
 >>> import torch
->>> amplitude_encode(torch.tensor([[3.0, 4.0]]), 1)
-tensor([[0.6000+0.j, 0.8000+0.j]])
+>>> amplitude_encode(torch.tensor([[3.0, 4.0], [0.0, 0.0]]), 1)
+tensor([[0.6000+0.j, 0.8000+0.j],
+        [1.0000+0.j, 0.0000+0.j]])
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qstore.core.errors import QStoreError
+from qstore.core.errors import LayerConfigError, LayerInputError
+from qstore.core.templates import check_amplitude_width, check_n_qubits
 from qstore.torch.engine import compute_dtypes
 
 __all__ = [
@@ -29,26 +31,6 @@ __all__ = [
     "amplitude_encode",
     "check_n_qubits",
 ]
-
-
-class LayerConfigError(QStoreError, ValueError):
-    """A quantum layer was configured with an invalid value (raised at construction)."""
-
-
-class LayerInputError(QStoreError, ValueError):
-    """A quantum layer received an input of the wrong shape, dtype or device."""
-
-
-def check_n_qubits(n_qubits: object, what: str = "n_qubits", limit: int = 30) -> int:
-    """Validate a qubit count (positive int, at most ``limit``)."""
-    if isinstance(n_qubits, bool) or not isinstance(n_qubits, int) or n_qubits < 1:
-        raise LayerConfigError(f"{what} must be a positive int, got {n_qubits!r}.")
-    if n_qubits > limit:
-        raise LayerConfigError(
-            f"{what}={n_qubits} is more than the {limit} qubits a state vector can hold here "
-            f"(2**{n_qubits} amplitudes per sample)."
-        )
-    return n_qubits
 
 
 def amplitude_encode(x: torch.Tensor, n_qubits: int) -> torch.Tensor:
@@ -67,12 +49,7 @@ def amplitude_encode(x: torch.Tensor, n_qubits: int) -> torch.Tensor:
             f"amplitude encoding needs features of shape [batch, F], got {list(x.shape)}."
         )
     width = x.shape[-1]
-    if width > dim:
-        raise LayerInputError(
-            f"{width} features do not fit in the {dim} amplitudes of {n_qubits} qubits; use "
-            f"n_qubits >= {max(1, (width - 1).bit_length())} or reduce the features first "
-            "(e.g. with a Linear layer)."
-        )
+    check_amplitude_width(width, n_qubits)
     real, cplx = compute_dtypes(x.dtype)
     x = x.to(real)
     if width < dim:
@@ -89,7 +66,8 @@ def amplitude_encode(x: torch.Tensor, n_qubits: int) -> torch.Tensor:
 class AmplitudeEncoding(nn.Module):
     """Features ``[batch, F]`` to quantum states ``[batch, 2**n_qubits]`` (complex).
 
-    Pads with zeros to ``2**n_qubits`` amplitudes and normalises (see the module docstring).
+    Pads with zeros to ``2**n_qubits`` amplitudes and normalises; an all-zero row becomes
+    ``|0...0>`` with zero gradient (see the module docstring).
     Its output is a *quantum state*: a following :class:`~qstore.torch.QuantumLayer` applies
     its trainable circuit to it and returns a state, and
     :class:`~qstore.torch.ExpectationValue` turns a state into expectations.

@@ -8,9 +8,12 @@ classical features.
 Execution: ``backend='torch'`` (the default) runs the core's engine on torch tensors, on the
 device of the module, differentiated by torch autograd (``torch.compile`` and ``torch.func``
 trace it). Any other backend name (``'local'``, ``'qsim'``, ``'lightning'``, ``'ionq_simulator'``
-...) or backend object runs through :class:`~qstore.torch.autograd.BackendExpectation`, whose
-backward asks the backend for a vector-Jacobian product (adjoint where the backend has one,
-parameter shift otherwise).
+...) or backend object runs through :mod:`qstore.core.adapter`, the adapter the Keras layers
+share (:class:`~qstore.torch.autograd.BackendExpectation` wraps it in one autograd function):
+gradients by the backend's adjoint VJP where it has one, parameter shift otherwise, or the
+``gradient_method`` asked for. Quantum-state inputs (and ``encoding='amplitude'``) on an external
+backend evolve by the circuit's unitary, computed on the backend and differentiated by the exact
+rotation shift rule.
 
 Precision follows the module: float32 parameters simulate in complex64, ``.double()`` in
 complex128 (what ``torch.autograd.gradcheck`` needs).
@@ -28,13 +31,22 @@ import torch
 from torch import nn
 
 from qstore.core import templates
+from qstore.core.adapter import (
+    GRADIENT_METHODS,
+    ExpectationAdapter,
+    UnitaryAdapter,
+    check_shots,
+    check_state_options,
+    resolve_backend,
+    resolve_gradient,
+)
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine import generic
 from qstore.core.engine.program import Program, compile_program
 from qstore.core.errors import QStoreError
 from qstore.core.observables import PauliSum, as_observables
 from qstore.torch import engine
-from qstore.torch.autograd import GRADIENT_METHODS, BackendExpectation, BackendRun, resolve_backend
+from qstore.torch.autograd import BackendExpectation, BackendUnitary
 from qstore.torch.encoding import (
     LayerConfigError,
     LayerInputError,
@@ -52,7 +64,7 @@ __all__ = [
 ]
 
 ENTANGLEMENTS = templates.ENTANGLEMENTS
-ENCODINGS = ("angle", "reupload", "amplitude")
+ENCODINGS = templates.LAYER_ENCODINGS
 TORCH_BACKEND = "torch"
 
 
@@ -97,7 +109,9 @@ class _Template:
         self.observables = tuple(observables)
         self.n_observables = len(self.observables)
         self._programs: dict[bool, Program] = {}
-        self._runs: dict[int, BackendRun] = {}
+        self._adapters: dict[int, ExpectationAdapter] = {}
+        self._unitaries: dict[int, UnitaryAdapter] = {}
+        self._measure: Program | None = None
 
     def program(self, with_observables: bool) -> Program:
         prog = self._programs.get(with_observables)
@@ -114,19 +128,35 @@ class _Template:
         self._programs[with_observables] = prog
         return prog
 
-    def run(self, backend: Any, gradient_method: str, shots: int | None) -> BackendRun:
-        hit = self._runs.get(id(backend))
+    def adapter(self, backend: Any, gradient_method: str, shots: int | None) -> ExpectationAdapter:
+        """The core adapter of this circuit on an external ``backend`` (built once)."""
+        hit = self._adapters.get(id(backend))
         if hit is None or hit.backend is not backend:
-            hit = BackendRun.create(
+            hit = ExpectationAdapter(
                 self.circuit,
                 backend,
                 self.input_names,
                 self.weight_names,
                 list(self.observables),
-                gradient_method,
-                shots,
+                gradient_method=gradient_method,
+                shots=shots,
             )
-            self._runs[id(backend)] = hit
+            self._adapters[id(backend)] = hit
+        return hit
+
+    def measure(self) -> Program:
+        """The observables alone (no gates), to measure a state evolved elsewhere."""
+        if self._measure is None:
+            circuit = UnifiedCircuit(self.circuit.n_qubits)
+            self._measure = _compile(circuit, (), (), self.observables)
+        return self._measure
+
+    def unitary(self, backend: Any) -> UnitaryAdapter:
+        """The core adapter of this (weights-only) circuit's unitary on ``backend``."""
+        hit = self._unitaries.get(id(backend))
+        if hit is None:
+            hit = UnitaryAdapter.on_backend(self.circuit, backend, self.weight_names)
+            self._unitaries[id(backend)] = hit
         return hit
 
 
@@ -150,12 +180,11 @@ def _compile(
 
 
 def _check_backend_args(backend: Any, gradient_method: str, shots: int | None) -> None:
+    check_shots(shots)
     if gradient_method not in GRADIENT_METHODS:
         raise LayerConfigError(
             f"gradient_method must be one of {list(GRADIENT_METHODS)}, got {gradient_method!r}."
         )
-    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
-        raise LayerConfigError(f"shots must be a positive int or None, got {shots!r}.")
     if isinstance(backend, str) and backend == TORCH_BACKEND:
         if shots is not None:
             raise LayerConfigError(
@@ -188,6 +217,7 @@ class _QuantumModule(nn.Module):
         self._backend: Any = None
         if backend != TORCH_BACKEND:
             self._backend = resolve_backend(backend, self.backend_options)
+            resolve_gradient(self._backend, gradient_method, shots)  # refuse bad combinations now
         elif self.backend_options:
             raise LayerConfigError("backend_options do not apply to the 'torch' backend.")
         self._templates: dict[Any, _Template] = {}
@@ -248,15 +278,20 @@ class _QuantumModule(nn.Module):
             if want_state:
                 return engine.final_state(tpl.program(False), values, state)
             out = engine.expectations(tpl.program(True), values, state)
+        elif state is not None:
+            # A state evolves by the circuit's unitary, computed on the backend (core adapter).
+            try:
+                check_state_options(self.gradient_method, self.shots)
+            except LayerConfigError as exc:
+                raise LayerInputError(str(exc)) from None
+            u = BackendUnitary.apply(w.reshape(-1), tpl.unitary(self._backend_obj()))  # type: ignore[no-untyped-call]
+            final = state.to(cplx) @ u.to(cplx).transpose(0, 1)
+            if want_state:
+                return final
+            out = engine.expectations(tpl.measure(), inputs[:, :0], final)
         else:
-            if state is not None or want_state:
-                raise LayerInputError(
-                    f"Quantum-state inputs run on backend='torch' only; backend "
-                    f"{self.backend!r} takes circuits and parameter values. Encode classical "
-                    "features in the layer instead (encoding='angle' or 'reupload')."
-                )
-            run = tpl.run(self._backend_obj(), self.gradient_method, self.shots)
-            out = BackendExpectation.apply(inputs, w.reshape(-1), run)  # type: ignore[no-untyped-call]
+            adapter = tpl.adapter(self._backend_obj(), self.gradient_method, self.shots)
+            out = BackendExpectation.apply(inputs, w.reshape(-1), adapter)  # type: ignore[no-untyped-call]
         return out if out.dtype == weights.dtype else out.to(weights.dtype)
 
     def _check_device(self, x: torch.Tensor, ref: torch.Tensor) -> None:
@@ -305,14 +340,17 @@ class QuantumLayer(_QuantumModule):
             (:mod:`qstore.core.templates`). ``'reupload'``: every chunk again before every
             trainable layer, the angle on qubit ``q`` before layer ``l`` scaled by the trainable
             ``input_scaling[l, q]`` (initialised to 1). ``'amplitude'``: features as amplitudes
-            (``F <= 2**n_qubits``, see :class:`~qstore.torch.AmplitudeEncoding`; ``'torch'``
-            backend only).
+            (``F <= 2**n_qubits``, zero-padded and normalised; an all-zero row becomes
+            ``|0...0>`` with zero gradient; see :func:`qstore.core.templates.amplitude_state`).
+            The same encodings, circuits and rules as the Keras ``QuantumLayer``.
         observables: ``None`` (``Z`` on every qubit), or a list of Q-Store, Cirq or Qiskit
             observables (``[cirq.Z] * n`` means ``Z`` on qubit ``i`` for entry ``i``).
         gradient_method: for external backends: ``'auto'`` (the backend's adjoint VJP if it has
-            one, else parameter shift), ``'adjoint'``, ``'parameter_shift'``, ``'finite_diff'``
-            or ``'spsa'``.
-        shots: for sampling backends: shots per expectation (``None``: exact).
+            one and ``shots`` is None, else parameter shift), ``'adjoint'``,
+            ``'parameter_shift'``, ``'finite_diff'`` or ``'spsa'``
+            (:func:`qstore.core.adapter.resolve_gradient`).
+        shots: for sampling backends: shots per expectation (``None``: exact), in the forward
+            pass and the gradient.
         backend_options: options for creating a backend given by name.
 
     Inputs: real features ``[*, F]`` (any ``F >= 1``; ``F <= 2**n`` for amplitude encoding), or a
@@ -345,26 +383,15 @@ class QuantumLayer(_QuantumModule):
         shots: int | None = None,
         backend_options: Mapping[str, Any] | None = None,
     ) -> None:
-        n_qubits = check_n_qubits(n_qubits)
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise LayerConfigError(f"depth must be a positive int, got {depth!r}.")
-        if entanglement not in ENTANGLEMENTS:
-            raise LayerConfigError(
-                f"entanglement must be one of {list(ENTANGLEMENTS)}, got {entanglement!r}."
-            )
-        if encoding not in ENCODINGS:
-            raise LayerConfigError(f"encoding must be one of {list(ENCODINGS)}, got {encoding!r}.")
-        if encoding == "amplitude" and backend != TORCH_BACKEND:
-            raise LayerConfigError(
-                "encoding='amplitude' prepares a state vector directly and needs "
-                f"backend='torch'; backend {backend!r} takes circuits. Use encoding='angle' "
-                "or 'reupload' there."
-            )
+        spec = templates.LayerSpec.create(n_qubits, depth, entanglement, encoding)
+        if spec.encoding == "amplitude" and backend != TORCH_BACKEND:
+            check_state_options(gradient_method, shots)
         super().__init__(backend, gradient_method, shots, backend_options)
-        self.n_qubits = n_qubits
-        self.depth = depth
-        self.entanglement = entanglement
-        self.encoding = encoding
+        self.spec = spec
+        self.n_qubits = n_qubits = spec.n_qubits
+        self.depth = depth = spec.depth
+        self.entanglement = spec.entanglement
+        self.encoding = encoding = spec.encoding
         try:
             self.observables: tuple[PauliSum, ...] = tuple(as_observables(observables, n_qubits))
         except QStoreError as exc:
@@ -409,26 +436,7 @@ class QuantumLayer(_QuantumModule):
         return self._build(n_features)[0]
 
     def _build(self, n_features: int | None) -> tuple[UnifiedCircuit, list[str]]:
-        n, depth, ent = self.n_qubits, self.depth, self.entanglement
-        if n_features is None or self.encoding == "amplitude":
-            return templates.layer_circuit(n, depth, ent, "none")[0], []
-        if self.encoding == "angle":
-            c, names, _ = templates.layer_circuit(n, depth, ent, "angle", n_features)
-            return c, names
-        # reupload: the template's trainable layers, each after all chunks of the features
-        c = UnifiedCircuit(n, name=f"quantum_layer_{n}x{depth}_{ent}_reupload")
-        names = []
-        pairs = templates.entangling_pairs(n, ent)
-        for layer in range(depth):
-            for j in range(n_features):
-                gate = ("RY", "RZ")[(j // n) % 2]
-                c.add_gate(gate, j % n, f"x_{layer}_{j}")
-                names.append(f"x_{layer}_{j}")
-            for q in range(n):
-                c.add_gate("RY", q, f"w_{layer}_{q}_0")
-                c.add_gate("RZ", q, f"w_{layer}_{q}_1")
-            for a, b in pairs:
-                c.add_gate("CNOT", [a, b])
+        c, names, _ = self.spec.circuit(n_features)
         return c, names
 
     def _features_template(self, n_features: int) -> _Template:
@@ -448,8 +456,8 @@ class QuantumLayer(_QuantumModule):
         """Per-sample binding columns ``[B, P]`` from features ``[B, F]``."""
         if self.encoding == "reupload":
             assert self.input_scaling is not None
-            f = x.shape[-1]
-            scale = self.input_scaling[:, torch.arange(f, device=x.device) % self.n_qubits]
+            qubits = torch.as_tensor(self.spec.scaling_qubits(x.shape[-1]), device=x.device)
+            scale = self.input_scaling[:, qubits]
             return (x[:, None, :] * scale.to(x.dtype)[None]).reshape(x.shape[0], -1)
         return x
 
