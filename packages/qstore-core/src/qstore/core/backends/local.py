@@ -18,12 +18,15 @@ import numpy.typing as npt
 from qstore.core.backends.base import Capabilities, FloatArray, FusedVJP
 from qstore.core.backends.sampling import ProbabilitySampling, check_shots, sample_indices
 from qstore.core.circuit import UnifiedCircuit
-from qstore.core.engine import statevector as sv
+from qstore.core.engine import adjoint, generic
+from qstore.core.engine.binding import as_values
+from qstore.core.engine.memory import DTYPES, check_memory, memory_limit_bytes
 from qstore.core.engine.program import Program, compile_program
 from qstore.core.errors import BackendError, BindingError, QStoreError
 from qstore.core.gates import GATES
 from qstore.core.observables import PauliSum, as_observables
 
+_NP = generic.NumpyOps()
 _ROTATE_TO_Z = {
     "X": GATES["H"].matrix(),
     "Y": GATES["H"].matrix() @ GATES["SDG"].matrix(),
@@ -54,14 +57,15 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
     def __init__(
         self, dtype: str = "complex128", seed: int | None = None, chunk: int | None = None
     ):
-        if dtype not in sv.DTYPES:
-            raise BackendError(f"dtype must be one of {sorted(sv.DTYPES)}, got {dtype!r}.")
+        if dtype not in DTYPES:
+            raise BackendError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
         if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
             raise BackendError(f"chunk must be a positive int, got {chunk!r}.")
         self.dtype = dtype
         self.seed = seed
         self.chunk = chunk
-        self._ctype = sv.DTYPES[dtype]
+        self._ctype = DTYPES[dtype]
+        self._ops = generic.NumpyOps(self._ctype)
         self._rng = np.random.default_rng(seed)
 
     def __repr__(self) -> str:
@@ -70,7 +74,7 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
     @property
     def capabilities(self) -> Capabilities:
         item = np.dtype(self._ctype).itemsize
-        max_q = math.floor(math.log2(max(sv.memory_limit_bytes() / (6 * item), 2)))
+        max_q = math.floor(math.log2(max(memory_limit_bytes() / (6 * item), 2)))
         return Capabilities(
             name=self.name,
             max_qubits=max_q,
@@ -79,7 +83,7 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
             gradient_methods=("adjoint", "parameter_shift", "finite_diff", "spsa"),
             vjp=True,
             gpu=False,
-            dtypes=tuple(sv.DTYPES),
+            dtypes=tuple(DTYPES),
             extra={"engine": "numpy", "dtype": self.dtype},
         )
 
@@ -116,11 +120,11 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
         if isinstance(circuit, UnifiedCircuit):
             # Refuse before compiling: compilation already builds 2**n-sized index tables.
             rows = values.shape[0] if values is not None and values.ndim == 2 else 1
-            sv.check_memory(circuit.n_qubits, max(rows, 1), self.dtype)
+            check_memory(circuit.n_qubits, max(rows, 1), self.dtype)
         prog = self.program(circuit, observables, names, shared)
         shared_vals = None if not shared else [shared[k] for k in prog.names[prog.n_batched :]]
-        v = sv.as_values(prog, values, shared_vals)
-        sv.check_memory(prog.n_qubits, v.shape[0], self.dtype)
+        v = as_values(prog, values, shared_vals)
+        check_memory(prog.n_qubits, v.shape[0], self.dtype)
         return prog, v
 
     # -- execution --------------------------------------------------------------------------
@@ -134,9 +138,7 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
     ) -> npt.NDArray[np.complexfloating[Any, Any]]:
         """Final state vectors ``[batch, 2**n]`` (qubit 0 most significant)."""
         prog, v = self._prepare(circuit.without_measurements(), None, values, names, shared)
-        theta = sv.gate_parameters(prog, v)
-        mats = sv.build_matrices(prog, theta, self._ctype)
-        return sv.run_ops(prog, mats, v.shape[0], self._ctype)
+        return generic.run(self._ops, prog, v)
 
     def expectation(
         self,
@@ -151,11 +153,9 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
     ) -> FloatArray:
         """Expectations ``[batch, n_observables]`` (``None`` observables: ``Z`` per qubit)."""
         prog, v = self._prepare(circuit, observables, values, names, shared)
-        theta = sv.gate_parameters(prog, v)
-        mats = sv.build_matrices(prog, theta, self._ctype)
-        state = sv.run_ops(prog, mats, v.shape[0], self._ctype)
+        state = generic.run(self._ops, prog, v)
         if shots is None:
-            return sv.expectations(prog, state)
+            return np.asarray(generic.expectations(self._ops, prog, state), dtype=np.float64)
         check_shots(shots)
         obs = as_observables(observables, circuit.n_qubits)
         return _estimate(state, obs, prog.n_qubits, shots, self._generator(seed))
@@ -181,12 +181,15 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
                 f"cotangent must have shape [batch, n_observables] = "
                 f"{[v.shape[0], prog.observables.n_obs]}, got {list(cot.shape)}."
             )
-        theta = sv.gate_parameters(prog, v)
-        mats = sv.build_matrices(prog, theta, self._ctype)
-        values, gtheta = sv.vjp(prog, theta, mats, cot, self._ctype)
-        gv = sv.chain_rule(prog, v, gtheta)
+        # Keep the state after every op when that fits in half the memory budget; otherwise the
+        # backward pass un-computes it alongside the costate.
+        itemsize = np.dtype(self._ctype).itemsize
+        need = (len(prog.ops) + 4) * v.shape[0] * (1 << prog.n_qubits) * itemsize
+        keep = need <= memory_limit_bytes() // 2
+        values, gv = adjoint.value_and_vjp(self._ops, prog, v, cot, keep=keep)
         nb = prog.n_batched
-        return values, gv[:, :nb], gv[:, nb:].sum(axis=0)
+        gv = np.asarray(gv, dtype=np.float64)
+        return np.asarray(values, dtype=np.float64), gv[:, :nb], gv[:, nb:].sum(axis=0)
 
     def probabilities(
         self,
@@ -229,7 +232,7 @@ def _estimate(
             if basis not in bits_cache:
                 st = state
                 for q, p in basis:
-                    st = sv.apply_gate(st, _ROTATE_TO_Z[p].astype(st.dtype), (q,), n)
+                    st = generic.apply_gate(_NP, st, _ROTATE_TO_Z[p].astype(st.dtype), (q,), n)
                 probs = np.asarray(st.real**2 + st.imag**2, dtype=np.float64)
                 idx = sample_indices(probs, shots, rng)
                 bits_cache[basis] = table[idx]  # [B, shots, n]

@@ -3,12 +3,13 @@
 ``qstore-torch`` and ``qstore-tf`` run compiled :class:`~qstore.core.engine.program.Program` s
 with this module on their own tensors, so autograd, devices, ``torch.compile``, ``tf.function``
 and distribution strategies work natively. The NumPy ``local`` backend runs the same programs
-through :mod:`qstore.core.engine.statevector`, which adds the analytic adjoint pass that NumPy
-(having no autograd) needs; tests assert that both forward passes agree.
+with :class:`NumpyOps`, and :mod:`qstore.core.engine.adjoint` adds the adjoint pass that every
+library shares (NumPy has no autograd; torch and TensorFlow use it in one custom gradient).
 
-An implementation of :class:`ArrayOps` supplies about fifteen primitives; everything else
-(gate matrices from their Fourier form, fused layers as Kronecker chunks, permutation gathers,
-expectations) is here.
+An implementation of :class:`ArrayOps` supplies about twenty primitives, and may offer faster
+optional ones (``gate_matrix``, ``kron``, ``mm2``, ``apply_left``: see :class:`NumpyOps`);
+everything else (gate matrices from their Fourier form, fused layers as Kronecker chunks,
+permutation gathers, expectations) is here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from qstore.core.engine.binding import gate_parameters
 from qstore.core.engine.program import DiagOp, GateOp, LayerOp, PermOp, Program
 from qstore.core.errors import BindingError
 from qstore.core.gates import GateSpec
@@ -74,6 +76,14 @@ class ArrayOps(Protocol):
         ...
 
     def shape(self, x: Tensor) -> tuple[int, ...]: ...
+
+    def to_complex(self, x: Tensor) -> Tensor:
+        """A real tensor as a complex one (of ``complex_dtype``)."""
+        ...
+
+    def concat(self, xs: Sequence[Tensor], axis: int) -> Tensor: ...
+
+    def sum(self, x: Tensor, axis: int | tuple[int, ...]) -> Tensor: ...
 
 
 class NumpyOps:
@@ -133,6 +143,33 @@ class NumpyOps:
     def shape(self, x: Tensor) -> tuple[int, ...]:
         return tuple(int(s) for s in x.shape)
 
+    def to_complex(self, x: Tensor) -> Tensor:
+        return np.asarray(x, dtype=self.complex_dtype)
+
+    def concat(self, xs: Sequence[Tensor], axis: int) -> Tensor:
+        return np.concatenate(list(xs), axis=axis)
+
+    def sum(self, x: Tensor, axis: int | tuple[int, ...]) -> Tensor:
+        return np.sum(x, axis=axis)
+
+    # -- optional primitives: NumPy's faster ways ------------------------------------------
+    def gate_matrix(self, spec: GateSpec, params: Tensor) -> Tensor:
+        """``spec``'s matrices for parameters ``[..., k]`` from its closed form (no Fourier sum)."""
+        return spec.matrix_fn(params).astype(self.complex_dtype, copy=False)
+
+    def kron(self, a: Tensor, b: Tensor) -> Tensor:
+        """Kronecker product over the last two axes (leading axes broadcast), elementwise."""
+        da, db = a.shape[-1], b.shape[-1]
+        out = a[..., :, None, :, None] * b[..., None, :, None, :]
+        return out.reshape(*out.shape[:-4], da * db, da * db)
+
+    def mm2(self, a: Tensor, b: Tensor) -> Tensor:
+        """``a @ b`` for stacks of 2x2 matrices: elementwise when the stack is large (NumPy's
+        matmul pays per 2x2 product there)."""
+        if (np.ndim(a) <= 3 and np.ndim(b) <= 3) or a.shape[-1] != 2:
+            return np.matmul(a, b)
+        return a[..., :, 0, None] * b[..., 0, None, :] + a[..., :, 1, None] * b[..., 1, None, :]
+
 
 # A plain dict rather than functools.cache: torch.compile traces a dict lookup into constants but
 # looks through cache wrappers and would re-trace the NumPy code.
@@ -150,40 +187,68 @@ def fourier_arrays(spec: GateSpec) -> tuple[npt.NDArray[np.float64], npt.NDArray
     return hit
 
 
-def gate_parameters(ops: ArrayOps, prog: Program, values: Tensor) -> Tensor:
-    """``theta [B, G]`` from bindings ``values [B, P]`` (differentiable)."""
-    theta = ops.matmul(values, ops.const(prog.theta_w, False)) + ops.const(prog.theta_const, False)
-    if prog.theta_mono:
-        cols: list[Tensor | None] = []
-        for g in range(prog.n_theta):
-            terms = [(c_, cs) for cs, gg, c_ in prog.theta_mono if gg == g]
-            if not terms:
-                cols.append(None)
-                continue
-            acc = None
-            for coeff, cs in terms:
-                prod = values[:, cs[0]] * coeff
-                for ci in cs[1:]:
-                    prod = prod * values[:, ci]
-                acc = prod if acc is None else acc + prod
-            cols.append(acc)
-        extra = ops.stack([c if c is not None else values[:, 0] * 0.0 for c in cols], axis=1)
-        theta = theta + extra
-    return theta
-
-
 def gate_matrices(
     ops: ArrayOps, spec: GateSpec, theta: Tensor, index: npt.NDArray[np.intp], batched: bool
 ) -> Tensor:
     """Matrices ``[..., nb, d, d]`` of gates ``spec`` with parameters ``theta[:, index]``."""
-    a, c = fourier_arrays(spec)
     src = theta if batched else theta[0]
     p = ops.take(src, index)  # [(B,) nb, k]
+    closed = getattr(ops, "gate_matrix", None)
+    if closed is not None:
+        return closed(spec, p)
+    a, c = fourier_arrays(spec)
     phases = ops.exp_i(ops.matmul(p, ops.const(a, False)))  # [(B,) nb, T]
     return ops.einsum("...t,tij->...ij", phases, ops.const(c, True))
 
 
+def gate_log_derivative(
+    ops: ArrayOps,
+    spec: GateSpec,
+    theta: Tensor,
+    index: npt.NDArray[np.intp],
+    batched: bool,
+    pi: int,
+    matrix: Tensor,
+) -> Tensor:
+    """``dM/dtheta_pi @ M^dagger`` of gates ``spec`` (``matrix`` is ``M``): a constant for Pauli
+    rotations (``-i/2 P``), else from the Fourier form ``dM = sum_t i a_t exp(i a . theta) C_t``."""
+    const = spec.log_derivatives[pi]
+    if const is not None:
+        return ops.const(const, True)
+    a, c = fourier_arrays(spec)
+    src = theta if batched else theta[0]
+    p = ops.take(src, index)
+    phases = ops.exp_i(ops.matmul(p, ops.const(a, False)))  # [(B,) nb, T]
+    slope = _program_free_const(("dlog", spec.name, pi), lambda: 1j * a[pi])
+    dm = ops.einsum("...t,tij->...ij", phases * ops.const(slope, True), ops.const(c, True))
+    return mm2(ops, dm, dagger(ops, matrix))
+
+
+_SLOPES: dict[tuple[object, ...], npt.NDArray[np.complex128]] = {}
+
+
+def _program_free_const(key: tuple[object, ...], make: Any) -> Any:
+    hit = _SLOPES.get(key)
+    if hit is None:
+        hit = _SLOPES[key] = np.asarray(make())
+    return hit
+
+
+def mm2(ops: ArrayOps, a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` for stacks of small matrices (``ops.mm2`` where the library has a faster way)."""
+    fast = getattr(ops, "mm2", None)
+    return fast(a, b) if fast is not None else ops.matmul(a, b)
+
+
+def dagger(ops: ArrayOps, m: Tensor) -> Tensor:
+    """Conjugate transpose over the last two axes."""
+    return ops.conj(ops.swap_last(m))
+
+
 def _kron(a: Tensor, b: Tensor, ops: ArrayOps) -> Tensor:
+    fast = getattr(ops, "kron", None)
+    if fast is not None:
+        return fast(a, b)
     sa, sb = ops.shape(a), ops.shape(b)
     da, db = sa[-1], sb[-1]
     lead = tuple(sa[:-2])
@@ -210,22 +275,97 @@ def _unstack(ops: ArrayOps, x: Tensor, axis: int) -> list[Tensor]:
     return [x[(slice(None),) * axis + (i,)] for i in range(n)]
 
 
-def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> dict[int, Tensor]:
-    """Fused matrix of every block of a layer, by qubit (``[2, 2]`` or ``[B, 2, 2]``)."""
+@dataclass(frozen=True)
+class LayerMatrices:
+    """The matrices of one layer for one batch: what the forward pass applies and the adjoint
+    pass differentiates."""
+
+    per_qubit: dict[int, Tensor]  # fused block per qubit: [2, 2] or [B, 2, 2]
+    group_gates: tuple[tuple[Tensor, ...], ...]  # per group, per position: [(B,) nb, 2, 2]
+    chunks: tuple[Tensor, ...]  # per chunk of the layer: Kronecker product of its blocks
+
+
+def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor, n: int) -> LayerMatrices:
+    """Fused matrix of every block of a layer, the gates of each group and the chunk matrices."""
     per_q: dict[int, Tensor] = {}
+    groups: list[tuple[Tensor, ...]] = []
     for grp in op.groups:
         m = None
+        gl: list[Tensor] = []
         for k, spec in enumerate(grp.specs):
             c = grp.const[k]
             if c is not None:
                 g = ops.const(c, True)
             else:
                 g = gate_matrices(ops, spec, theta, grp.params[k], grp.batched[k])
-            m = g if m is None else ops.matmul(g, m)
+            gl.append(g)
+            m = g if m is None else mm2(ops, g, m)
         assert m is not None
+        groups.append(tuple(gl))
         for q, mq in zip(grp.qubit_list, _unstack(ops, m, -3), strict=True):
             per_q[q] = mq
-    return per_q
+    eye = ops.const(_EYE2, True)
+    chunks = []
+    for start, size in op.chunks:
+        kr: Tensor = per_q.get(start, eye)
+        for q in range(start + 1, start + size):
+            kr = _kron(kr, per_q.get(q, eye), ops)
+        chunks.append(kr)
+    return LayerMatrices(per_q, tuple(groups), tuple(chunks))
+
+
+def op_matrices(
+    ops: ArrayOps, prog: Program, theta: Tensor, oplist: Sequence[object]
+) -> dict[int, Any]:
+    """The matrices of every op in ``oplist`` for gate parameters ``theta``, by ``id(op)``:
+    :class:`LayerMatrices` for layers, the matrix for parametrised or constant gates."""
+    out: dict[int, Any] = {}
+    for op in oplist:
+        if isinstance(op, LayerOp):
+            out[id(op)] = layer_matrices(ops, op, theta, prog.n_qubits)
+        elif isinstance(op, GateOp):
+            ref = op.gate
+            if ref.const_matrix is not None:
+                out[id(op)] = ops.const(ref.const_matrix, True)
+            else:
+                idx = _program_const(
+                    prog,
+                    f"generic.params.{ref.index}",
+                    lambda ref=ref: np.asarray([ref.params], dtype=np.intp),
+                )
+                out[id(op)] = gate_matrices(ops, ref.spec, theta, idx, ref.batched)[..., 0, :, :]
+    return out
+
+
+def apply_op(
+    ops: ArrayOps,
+    prog: Program,
+    state: Tensor,
+    op: object,
+    mats: dict[int, Any],
+    inverse: bool = False,
+) -> Tensor:
+    """One op (or its inverse) applied to a batch of states ``[B, 2**n]``."""
+    n = prog.n_qubits
+    if isinstance(op, LayerOp):
+        lm: LayerMatrices = mats[id(op)]
+        for (start, size), k in zip(op.chunks, lm.chunks, strict=True):  # disjoint: any order
+            state = apply_chunk(ops, state, dagger(ops, k) if inverse else k, n, start, size)
+        return state
+    if isinstance(op, PermOp):
+        if inverse:
+            state = ops.take(state, op.inv_src)
+            return state if op.inv_phase is None else state * ops.const(op.inv_phase, True)
+        state = ops.take(state, op.src)
+        return state if op.phase is None else state * ops.const(op.phase, True)
+    if isinstance(op, DiagOp):
+        if inverse:
+            inv = _program_const(prog, f"generic.conj.{id(op)}", lambda: np.conj(op.diag))
+            return state * ops.const(inv, True)
+        return state * ops.const(op.diag, True)
+    assert isinstance(op, GateOp)
+    m = mats[id(op)]
+    return apply_gate(ops, state, dagger(ops, m) if inverse else m, op.gate.qubits, n)
 
 
 def apply_chunk(ops: ArrayOps, state: Tensor, k: Tensor, n: int, start: int, size: int) -> Tensor:
@@ -307,58 +447,31 @@ def run(
             )
         state = initial_state
     elif opsl and isinstance(opsl[0], LayerOp):
-        per_q = layer_matrices(ops, opsl[0], theta)
-        e0 = ops.const(_E0, True)
-        cols = []
-        for q in range(n):
-            m = per_q.get(q)
-            v = e0 if m is None else m[..., :, 0]
-            cols.append(ops.broadcast_to(v, (bsz, 2)) if len(ops.shape(v)) == 1 else v)
-        state = cols[0]
-        for v in cols[1:]:
-            state = ops.reshape(state[:, :, None] * v[:, None, :], (bsz, -1))
+        state = product_state(ops, layer_matrices(ops, opsl[0], theta, n), n, bsz)
         opsl = opsl[1:]
     else:
         init = _program_const(prog, "generic.ground", lambda: _ground_state(n))
         state = ops.broadcast_to(ops.const(init, True), (bsz, 1 << n))
+    mats = op_matrices(ops, prog, theta, opsl)
     for op in opsl:
-        state = _apply(ops, prog, state, op, theta, eye)
+        state = apply_op(ops, prog, state, op, mats)
     if use_plan and plan is not None:
         state = ops.matmul(state, _plan_rows(ops, prog, plan, theta, eye))
     return state
 
 
-def _apply(
-    ops: ArrayOps, prog: Program, state: Tensor, op: object, theta: Tensor, eye: Tensor
-) -> Tensor:
-    """One op applied to a batch of states ``[B, 2**n]``."""
-    n = prog.n_qubits
-    if isinstance(op, LayerOp):
-        per_q = layer_matrices(ops, op, theta)
-        for start, size in op.chunks:
-            k = None
-            for q in range(start, start + size):
-                m = per_q.get(q, eye)
-                k = m if k is None else _kron(k, m, ops)
-            state = apply_chunk(ops, state, k, n, start, size)
-        return state
-    if isinstance(op, PermOp):
-        state = ops.take(state, op.src)
-        return state if op.phase is None else state * ops.const(op.phase, True)
-    if isinstance(op, DiagOp):
-        return state * ops.const(op.diag, True)
-    assert isinstance(op, GateOp)
-    ref = op.gate
-    if ref.const_matrix is not None:
-        m = ops.const(ref.const_matrix, True)
-    else:
-        idx = _program_const(
-            prog,
-            f"generic.params.{ref.index}",
-            lambda ref=ref: np.asarray([ref.params], dtype=np.intp),
-        )
-        m = gate_matrices(ops, ref.spec, theta, idx, ref.batched)[..., 0, :, :]
-    return apply_gate(ops, state, m, ref.qubits, n)
+def product_state(ops: ArrayOps, first: LayerMatrices, n: int, bsz: Any) -> Tensor:
+    """The state after a first layer acting on ``|0...0>``: a Kronecker product of columns."""
+    e0 = ops.const(_E0, True)
+    cols = []
+    for q in range(n):
+        m = first.per_qubit.get(q)
+        v = e0 if m is None else m[..., :, 0]
+        cols.append(ops.broadcast_to(v, (bsz, 2)) if len(ops.shape(v)) == 1 else v)
+    state = cols[0]
+    for v in cols[1:]:
+        state = ops.reshape(state[:, :, None] * v[:, None, :], (bsz, -1))
+    return state
 
 
 # -- shared layers as one matrix ---------------------------------------------------------------
@@ -518,7 +631,7 @@ def _plan_rows(
             if rows is None:
                 ident = _program_const(prog, "generic.identity", lambda: np.eye(1 << prog.n_qubits))
                 rows = ops.const(ident, True)
-            rows = _apply(ops, prog, rows, seg, theta, eye)
+            rows = apply_op(ops, prog, rows, seg, op_matrices(ops, prog, theta, [seg]))
     assert rows is not None
     return rows
 

@@ -21,7 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from qstore.core.circuit import UnifiedCircuit
-from qstore.core.errors import BindingError, CircuitError, UnboundParameterError
+from qstore.core.engine.binding import ParameterMap
+from qstore.core.errors import CircuitError
 from qstore.core.gates import GATES, GateSpec
 from qstore.core.observables import PauliSum
 
@@ -224,54 +225,21 @@ def compile_program(
 ) -> Program:
     """Compile ``circuit`` for bindings whose columns are ``names`` then ``shared_names``."""
     n = circuit.n_qubits
-    all_names = tuple(names) + tuple(shared_names)
-    if len(set(all_names)) != len(all_names):
-        dup = sorted({x for x in all_names if all_names.count(x) > 1})
-        raise BindingError(f"Parameter name(s) {dup} are given more than once.")
-    col = {nm: i for i, nm in enumerate(all_names)}
-    n_batched = len(names)
-    missing = [s for s in circuit.parameters if s not in col]
-    if missing:
-        raise UnboundParameterError(
-            f"The circuit's symbol(s) {missing} have no values; pass them as columns of the "
-            f"parameter batch (names=...) or as shared values. Known columns: {list(all_names)}."
-        )
+    pmap = ParameterMap.build(circuit, names, shared_names)
     chunk = chunk or default_chunk(n)
 
-    # -- gate parameters --------------------------------------------------------------------
-    theta_const: list[float] = []
-    w_entries: list[tuple[int, int, float]] = []
-    mono: list[tuple[tuple[int, ...], int, float]] = []
-    theta_batched: list[bool] = []
+    # -- gate parameters: one compiler for the engine, the plugins and parameter shift ---------
+    theta_batched = pmap.batched
     refs: list[GateRef] = []
-    for op in circuit:
+    for op, slot in zip(circuit, pmap.slots, strict=True):
         if op.is_measurement:
             continue
         spec = GATES[op.gate]
         if not op.is_parameterized:
             refs.append(GateRef(spec, op.qubits, (), False, spec.matrix(op.numeric_params())))
             continue
-        idxs = []
-        batched = False
-        for expr in op.params:
-            g = len(theta_const)
-            theta_const.append(expr.constant)
-            b = False
-            for m, c in expr.terms:
-                cols = tuple(col[s] for s in m)
-                b = b or any(ci < n_batched for ci in cols)
-                if len(cols) == 1:
-                    w_entries.append((cols[0], g, c))
-                else:
-                    mono.append((cols, g, c))
-            theta_batched.append(b)
-            batched = batched or b
-            idxs.append(g)
-        refs.append(GateRef(spec, op.qubits, tuple(idxs), batched, None))
-    n_theta = len(theta_const)
-    w = np.zeros((len(all_names), n_theta))
-    for ci, g, c in w_entries:
-        w[ci, g] += c
+        batched = bool(theta_batched[list(slot)].any())
+        refs.append(GateRef(spec, op.qubits, tuple(slot), batched, None))
 
     # -- schedule ---------------------------------------------------------------------------
     ops: list[Op] = []
@@ -315,14 +283,14 @@ def compile_program(
 
     prog = Program(
         n_qubits=n,
-        names=all_names,
-        n_batched=n_batched,
+        names=pmap.names,
+        n_batched=pmap.n_batched,
         ops=ops,
-        n_theta=n_theta,
-        theta_const=np.asarray(theta_const, dtype=float),
-        theta_w=w,
-        theta_mono=mono,
-        theta_batched=np.asarray(theta_batched, dtype=bool),
+        n_theta=pmap.n_theta,
+        theta_const=pmap.const,
+        theta_w=pmap.w,
+        theta_mono=list(pmap.mono),
+        theta_batched=theta_batched,
         refs=refs,
     )
     for i, r in enumerate(refs):

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from qstore.core.backends.base import Capabilities
 from qstore.core.backends.plugin import (
     FloatArray,
     ObservableTerms,
@@ -38,9 +39,8 @@ from qstore.core.backends.plugin import (
     Template,
     cached_template,
 )
-from qstore.core.backends.base import Capabilities
 from qstore.core.circuit import UnifiedCircuit
-from qstore.core.engine.statevector import memory_limit_bytes
+from qstore.core.engine.memory import memory_limit_bytes
 from qstore.core.errors import (
     BackendError,
     CapabilityError,
