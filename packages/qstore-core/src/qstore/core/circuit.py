@@ -499,11 +499,53 @@ class UnifiedCircuit:
 
         return from_json(data)
 
-    def to_qasm(self) -> str:
-        """OpenQASM 2.0 text of a bound circuit."""
+    def to_qasm(self, *, symbolic: bool = False) -> str:
+        """OpenQASM 2.0 text of a bound circuit (``symbolic=True``: symbols written by name, see
+        :mod:`qstore.core.convert.qasm`)."""
         from qstore.core.convert.qasm import to_qasm
 
-        return to_qasm(self)
+        return to_qasm(self, symbolic=symbolic)
+
+    @classmethod
+    def from_qasm(cls, text: str) -> UnifiedCircuit:
+        """Read an OpenQASM 2.0 program (``qelib1.inc`` gates, ``measure``; see
+        :func:`qstore.core.convert.qasm.from_qasm`).
+
+        >>> c = UnifiedCircuit(2).add_gate("H", 0).add_gate("CNOT", [0, 1])
+        >>> UnifiedCircuit.from_qasm(c.to_qasm()) == c
+        True
+        """
+        from qstore.core.convert.qasm import from_qasm
+
+        return from_qasm(text)
+
+    def to_ionq_json(
+        self, gateset: str = "qis", optimize: bool = True, target: str | None = None
+    ) -> dict[str, Any]:
+        """The circuit in IonQ's JSON format, ``gateset`` ``'qis'`` or ``'native'``.
+
+        ``optimize`` simplifies the circuit first; ``target`` (e.g. ``'qpu.forte-1'``) picks
+        the native gates that target has. Provided by the qstore-ionq distribution; without it
+        this raises :class:`~qstore.core.errors.MissingDependencyError` saying what to install.
+        """
+        from qstore.core.backends.registry import plugin_class
+
+        convert = plugin_class(
+            "circuit_to_ionq_json",
+            "qstore.ionq",
+            "qstore-ionq",
+            what=f"UnifiedCircuit.to_ionq_json(gateset={gateset!r})",
+        )
+        return cast(
+            "dict[str, Any]", convert(self, gateset=gateset, optimize=optimize, target=target)
+        )
+
+    def to_ionq_native(self, optimize: bool = True, target: str | None = None) -> dict[str, Any]:
+        """The circuit compiled to IonQ's native gates, in IonQ's JSON format.
+
+        Same as ``to_ionq_json(gateset='native')``; needs the qstore-ionq distribution.
+        """
+        return self.to_ionq_json(gateset="native", optimize=optimize, target=target)
 
     def optimize(self, target_backend: str = "auto") -> UnifiedCircuit:
         """A simplified copy with the same unitary (see :mod:`qstore.core.optimize`)."""

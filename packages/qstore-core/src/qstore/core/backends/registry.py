@@ -554,11 +554,13 @@ def unregister(name: str) -> None:
         del _State.registered[name]
 
 
-def plugin_class(attr: str, module: str, distribution: str) -> Any:
+def plugin_class(attr: str, module: str, distribution: str, *, what: str | None = None) -> Any:
     """The class ``attr`` of a plugin distribution, for ``qc.backends.IonQBackend`` and friends.
 
     Looks for an entry point of ``distribution`` that names ``attr``, then imports ``module``.
-    Raises :class:`MissingDependencyError` naming the distribution when it is not installed.
+    Raises :class:`MissingDependencyError` naming the distribution when it is not installed;
+    ``what`` names what the user asked for in that message (default
+    ``qstore.core.backends.<attr>``).
     """
     want = _normalise_dist(distribution)
     for entry in _entries().values():
@@ -573,8 +575,9 @@ def plugin_class(attr: str, module: str, distribution: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
             raise MissingDependencyError(
-                f"qstore.core.backends.{attr} is provided by the {distribution} distribution, "
-                f"which is not installed. Install it with: {install_hint(distribution)}"
+                f"{what or 'qstore.core.backends.' + attr} is provided by the {distribution} "
+                f"distribution, which is not installed. Install it with: "
+                f"{install_hint(distribution)}"
             ) from exc
         raise MissingDependencyError(
             f"{distribution} is installed but cannot be imported: {exc}. Reinstall it with "
