@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from qstore.core import backends, datasets, errors, gradients
+from qstore.core import backends, compilers, datasets, errors, gradients, stores
 from qstore.core.backends.base import Capabilities, ExecutionResult
 from qstore.core.backends.selection import SimulationBackendManager
 from qstore.core.circuit import Operation, UnifiedCircuit
@@ -15,6 +15,7 @@ from qstore.core.errors import QStoreError
 from qstore.core.gates import GATES, GateSpec, GateType, get_gate
 from qstore.core.observables import PauliString, PauliSum, X, Y, Z
 from qstore.core.parameters import Expression, Parameter, symbols
+from qstore.core.stores import QuantumStateStore
 
 __version__ = "4.0.0a1"
 
@@ -30,6 +31,7 @@ __all__ = [
     "PauliString",
     "PauliSum",
     "QStoreError",
+    "QuantumStateStore",
     "SimulationBackendManager",
     "UnifiedCircuit",
     "X",
@@ -37,9 +39,11 @@ __all__ = [
     "Z",
     "__version__",
     "backends",
+    "compilers",
     "datasets",
     "errors",
     "get_gate",
     "gradients",
+    "stores",
     "symbols",
 ]
