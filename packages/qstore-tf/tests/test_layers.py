@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import qstore.core as qc
 from qstore.core.backends.local import LocalBackend
-from qstore.core.errors import CircuitError, ObservableError, QStoreError
+from qstore.core.errors import LayerConfigError, LayerInputError, QStoreError
 from qstore.tf import layers
 from qstore.tf.layers import AmplitudeEncoding, ExpectationValue, QuantumLayer
 
@@ -275,23 +275,36 @@ def test_strategy_scope_and_tf_function() -> None:
 def test_mismatched_widths_fail_when_the_model_is_built() -> None:
     inputs = keras.Input((40,))
     state = AmplitudeEncoding(n_qubits=6)(inputs)
-    with pytest.raises(CircuitError, match=r"5 qubits need 2\*\*5 = 32 amplitudes.*6 qubits"):
+    with pytest.raises(LayerInputError, match=r"5 qubits need 2\*\*5 = 32 amplitudes.*6 qubits"):
         QuantumLayer(n_qubits=5)(state)
-    with pytest.raises(CircuitError, match="holds at most 2\\*\\*5 = 32 features, got 40"):
+    with pytest.raises(LayerInputError, match="40 features do not fit in the 32 amplitudes"):
         AmplitudeEncoding(n_qubits=5)(inputs)
-    with pytest.raises(ObservableError, match=r"acts on qubit 6.*only 6 qubits"):
+    with pytest.raises(LayerConfigError, match=r"acts on qubit 6.*only 6 qubits"):
         ExpectationValue(observables=[cirq.Z] * 7)(state)
-    with pytest.raises(CircuitError, match="ExpectationValue measures a quantum state"):
+    with pytest.raises(LayerInputError, match="ExpectationValue measures a quantum state"):
         ExpectationValue()(keras.Input((64,)))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"entanglement": "ring"}, CircuitError, "Unknown entanglement 'ring'"),
-        ({"depth": 0}, CircuitError, "depth must be an int >= 1"),
-        ({"encoding": "amplitude"}, CircuitError, "Unknown encoding"),
-        ({"observables": [qc.Z(9)]}, ObservableError, "acts on qubit 9"),
+        ({"entanglement": "ring"}, LayerConfigError, "entanglement must be one of .* 'ring'"),
+        ({"depth": 0}, LayerConfigError, "depth must be a positive int, got 0"),
+        ({"encoding": "basis"}, LayerConfigError, "encoding must be one of .* 'basis'"),
+        ({"observables": [qc.Z(9)]}, LayerConfigError, "acts on qubit 9"),
+        ({"shots": 0}, LayerConfigError, "shots must be a positive int"),
+        ({"gradient_method": "magic"}, LayerConfigError, "gradient_method must be one of"),
+        ({"shots": 10}, LayerConfigError, "backend='tf' runs on TensorFlow ops"),
+        (
+            {"backend": "local", "gradient_method": "adjoint", "shots": 10},
+            LayerConfigError,
+            "cannot be combined with shots",
+        ),
+        (
+            {"backend": "local", "encoding": "amplitude", "gradient_method": "spsa"},
+            LayerConfigError,
+            "'spsa' cannot apply to quantum-state inputs",
+        ),
     ],
 )
 def test_bad_configuration_is_refused(kwargs: dict[str, Any], error: type, match: str) -> None:

@@ -35,12 +35,21 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from qstore.core.adapter import (
+    GRADIENT_METHODS,
+    ExpectationAdapter,
+    UnitaryAdapter,
+    check_shots,
+    check_state_options,
+    resolve_backend,
+    resolve_gradient,
+)
 from qstore.core.circuit import UnifiedCircuit
-from qstore.core.errors import BackendError, CircuitError, ObservableError
+from qstore.core.errors import LayerConfigError, LayerInputError, QStoreError
 from qstore.core.observables import PauliString, PauliSum, as_observable, as_observables
-from qstore.core.templates import check_encoding, check_entanglement, layer_circuit
+from qstore.core.templates import LayerSpec, check_amplitude_width, check_n_qubits
 from qstore.tf import engine
-from qstore.tf.gradients import backend_expectation, backend_unitaries, unitary_from_fn
+from qstore.tf.gradients import backend_expectation, backend_unitary
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +105,7 @@ def _check_observables(obs: list[PauliSum] | None, n_qubits: int, layer: str) ->
         return as_observables(None, n_qubits)
     for o in obs:
         if o.max_qubit >= n_qubits:
-            raise ObservableError(
+            raise LayerConfigError(
                 f"{layer}: observable {o} acts on qubit {o.max_qubit}, but the state has only "
                 f"{n_qubits} qubits (0 .. {n_qubits - 1}); give observables for {n_qubits} qubits "
                 "or change n_qubits."
@@ -117,7 +126,7 @@ def _complex(real: tf.DType) -> tf.DType:
 def _feature_width(input_shape: Any, layer: str) -> int:
     shape = tuple(input_shape)
     if len(shape) != 2 or shape[-1] is None:
-        raise CircuitError(
+        raise LayerInputError(
             f"{layer} expects inputs of shape [batch, features] with a known feature count, got "
             f"{list(shape)}; flatten or reshape them first."
         )
@@ -146,13 +155,31 @@ class QuantumLayer(keras.layers.Layer):
             ``tf.function``, distribution strategies). ``'qsim'``: TensorFlow Quantum's qsim ops
             when ``tensorflow-quantum`` is installed, otherwise the ``qsim`` backend of
             qstore-sim-qsim. Any other name (or backend object) from ``qstore.core.backends``
-            runs through ``tf.custom_gradient`` with the backend's VJP.
+            runs through :mod:`qstore.core.adapter` (the adapter ``qstore.torch`` shares) in
+            ``tf.custom_gradient``. Quantum-state inputs (and ``encoding='amplitude'``) on such
+            a backend evolve by the circuit's unitary, computed on the backend and
+            differentiated by the exact rotation shift rule.
         entanglement: ``'linear'``, ``'circular'`` or ``'full'`` CNOT pattern.
-        encoding: ``'angle'`` for classical features (the only encoding so far).
+        encoding: how classical features enter (:mod:`qstore.core.templates`, the same
+            circuits as the PyTorch ``QuantumLayer``): ``'angle'`` (feature ``j`` rotates qubit
+            ``j % n_qubits``, chunks spread over the trainable layers), ``'reupload'`` (all
+            features before every trainable layer, scaled by the trainable ``input_scaling
+            [depth, n_qubits]``, initialised to 1) or ``'amplitude'`` (features as amplitudes,
+            ``F <= 2**n_qubits``, zero-padded and normalised; an all-zero row becomes
+            ``|0...0>`` with zero gradient).
         observables: measured observables for classical inputs (default ``Z`` per qubit);
             ``[cirq.Z] * n``, Q-Store Pauli sums, Cirq or Qiskit forms.
         weights_initializer: Keras initializer of the rotation angles (default uniform in
             ``[0, 2*pi)``).
+        gradient_method: for backends other than ``'tf'``: ``'auto'`` (the backend's adjoint
+            VJP if it has one and ``shots`` is None, else parameter shift), ``'adjoint'``,
+            ``'parameter_shift'``, ``'finite_diff'`` or ``'spsa'``
+            (:func:`qstore.core.adapter.resolve_gradient`).
+        shots: for sampling backends: shots per expectation (``None``: exact), in the forward
+            pass and the gradient.
+        backend_options: options for creating a backend given by name (e.g. ``{"seed": 7}``).
+
+    Invalid options raise :class:`~qstore.core.errors.LayerConfigError` at construction.
 
     >>> import keras
     >>> m = keras.Sequential([keras.Input((64,)), QuantumLayer(8, depth=4), keras.layers.Dense(10)])
@@ -169,31 +196,39 @@ class QuantumLayer(keras.layers.Layer):
         encoding: str = "angle",
         observables: Any = None,
         weights_initializer: Any = None,
+        gradient_method: str = "auto",
+        shots: int | None = None,
+        backend_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(autocast=False, **kwargs)
         # Validate everything now: a bad configuration fails where the model is written.
-        layer_circuit(n_qubits, depth, entanglement, "none")
-        self.n_qubits = int(n_qubits)
-        self.depth = int(depth)
-        self.entanglement = check_entanglement(entanglement)
-        self.encoding = check_encoding(encoding)
-        if self.encoding != "angle":
-            raise CircuitError(
-                f"QuantumLayer encodes classical features with encoding='angle'; got "
-                f"{encoding!r}. To feed amplitudes, put AmplitudeEncoding before the layer."
-            )
-        self.observables = normalise_observables(observables)
+        self.spec = LayerSpec.create(n_qubits, depth, entanglement, encoding)
+        self.n_qubits = self.spec.n_qubits
+        self.depth = self.spec.depth
+        self.entanglement = self.spec.entanglement
+        self.encoding = self.spec.encoding
+        try:
+            self.observables = normalise_observables(observables)
+        except QStoreError as exc:
+            raise LayerConfigError(f"Invalid observables: {exc}") from exc
         if self.observables is not None:
             _check_observables(self.observables, self.n_qubits, self._describe())
+        self.gradient_method = gradient_method
+        self.shots = check_shots(shots)
+        self.backend_options = dict(backend_options or {})
+        if gradient_method not in GRADIENT_METHODS:
+            raise LayerConfigError(
+                f"gradient_method must be one of {list(GRADIENT_METHODS)}, got {gradient_method!r}."
+            )
         self.backend_name = _backend_name(backend)
         self._backend_object = None if isinstance(backend, str) else backend
+        self._executor: Any = _executor_for(self)
         self.weights_initializer = keras.initializers.get(
             weights_initializer
             if weights_initializer is not None
             else keras.initializers.RandomUniform(0.0, _TWO_PI)
         )
-        self._executor: Any = None
         self._circuits: dict[int, tuple[UnifiedCircuit, list[str], list[str]]] = {}
 
     def _describe(self) -> str:
@@ -201,25 +236,40 @@ class QuantumLayer(keras.layers.Layer):
 
     # -- building ------------------------------------------------------------------------------
     def build(self, input_shape: Any) -> None:
-        _feature_width(input_shape, self._describe())
-        self._executor = _executor_for(self.backend_name, self._backend_object)
+        width = _feature_width(input_shape, self._describe())
+        if self.encoding == "amplitude":
+            check_amplitude_width(width, self.n_qubits)
         self.kernel = self.add_weight(
             name="weights",
-            shape=(self.depth, self.n_qubits, 2),
+            shape=self.spec.weight_shape,
             initializer=self.weights_initializer,
             trainable=True,
         )
+        self.input_scaling = None
+        if self.spec.scaling_shape is not None:
+            self.input_scaling = self.add_weight(
+                name="input_scaling",
+                shape=self.spec.scaling_shape,
+                initializer="ones",
+                trainable=True,
+            )
 
     def circuit(self, n_features: int = 0) -> tuple[UnifiedCircuit, list[str], list[str]]:
-        """``(circuit, input names, weight names)`` for ``n_features`` inputs (0: a state)."""
+        """``(circuit, input names, weight names)`` for ``n_features`` features (0: a state,
+        or amplitude encoding: the trainable part only)."""
         hit = self._circuits.get(n_features)
         if hit is None:
-            enc = "angle" if n_features else "none"
-            hit = layer_circuit(
-                self.n_qubits, self.depth, self.entanglement, enc, n_features or None
-            )
+            hit = self.spec.circuit(n_features or None)
             self._circuits[n_features] = hit
         return hit
+
+    def _columns(self, x: Tensor) -> Tensor:
+        """Binding columns ``[B, P]`` from features ``[B, F]`` (re-upload: scaled copies)."""
+        if self.input_scaling is None:
+            return x
+        f = int(x.shape[-1])
+        scale = tf.gather(tf.cast(self.input_scaling, x.dtype), self.spec.scaling_qubits(f), axis=1)
+        return tf.reshape(x[:, None, :] * scale[None], [-1, self.depth * f])
 
     # -- running -------------------------------------------------------------------------------
     def call(self, inputs: Tensor) -> Tensor:
@@ -230,12 +280,16 @@ class QuantumLayer(keras.layers.Layer):
             state = tf.cast(inputs, _complex(real))
             return self._executor.evolve(self, state, weights)
         x = tf.cast(inputs, real)
-        out = self._executor.expectation(self, x, weights)
+        if self.encoding == "amplitude":
+            state = amplitude_encode(x, self.n_qubits)
+            out = _measure(self, self._executor.evolve(self, state, weights))
+        else:
+            out = self._executor.expectation(self, self._columns(x), weights, int(x.shape[-1]))
         return tf.cast(out, self.compute_dtype)
 
     def _check_state_width(self, width: int | None) -> None:
         if width != 1 << self.n_qubits:
-            raise CircuitError(
+            raise LayerInputError(
                 f"{self._describe()} got a quantum state of width {width}, but "
                 f"{self.n_qubits} qubits need 2**{self.n_qubits} = {1 << self.n_qubits} "
                 f"amplitudes; make n_qubits match the encoding (a width of {width} is "
@@ -264,6 +318,9 @@ class QuantumLayer(keras.layers.Layer):
                 "encoding": self.encoding,
                 "observables": observables_config(self.observables),
                 "weights_initializer": keras.initializers.serialize(self.weights_initializer),
+                "gradient_method": self.gradient_method,
+                "shots": self.shots,
+                "backend_options": dict(self.backend_options),
             }
         )
         return config
@@ -277,11 +334,11 @@ def _n_qubits_of(width: int) -> str:
 def _backend_name(backend: Any) -> str:
     if isinstance(backend, str):
         if not backend:
-            raise BackendError("backend must be a non-empty name such as 'tf' or 'qsim'.")
+            raise LayerConfigError("backend must be a non-empty name such as 'tf' or 'qsim'.")
         return backend.lower() if backend.lower() in NATIVE_BACKENDS else backend
     name = getattr(backend, "name", None)
     if not isinstance(name, str):
-        raise BackendError(
+        raise LayerConfigError(
             f"backend must be a name ('tf', 'qsim', any of qstore.core.backends.available()) "
             f"or a Q-Store backend object, got {backend!r}."
         )
@@ -294,8 +351,8 @@ class _Native:
 
     name = "tf"
 
-    def expectation(self, layer: QuantumLayer, x: Tensor, w: Tensor) -> Tensor:
-        circuit, names, wnames = layer.circuit(int(x.shape[-1]))
+    def expectation(self, layer: QuantumLayer, x: Tensor, w: Tensor, n_features: int) -> Tensor:
+        circuit, names, wnames = layer.circuit(n_features)
         prog = engine.program(circuit, names, wnames, _obs(layer))
         return engine.expectation(prog, engine.bindings(x, w, x))
 
@@ -306,22 +363,44 @@ class _Native:
 
 
 class _Backend:
-    """A Q-Store backend object (registry), differentiated with its VJP."""
+    """Any other Q-Store backend, through the core adapter (:mod:`qstore.core.adapter`)."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, layer: QuantumLayer) -> None:
         self.backend = backend
         self.name = str(getattr(backend, "name", backend))
+        self.gradient_method = layer.gradient_method
+        self.shots = layer.shots
+        self._adapters: dict[int, ExpectationAdapter] = {}
+        self._unitary: UnitaryAdapter | None = None
+        resolve_gradient(backend, layer.gradient_method, layer.shots)  # refuse bad options now
+        if layer.encoding == "amplitude":
+            check_state_options(layer.gradient_method, layer.shots)
 
-    def expectation(self, layer: QuantumLayer, x: Tensor, w: Tensor) -> Tensor:
-        circuit, names, wnames = layer.circuit(int(x.shape[-1]))
-        obs = _obs(layer)
-        n_obs = len(as_observables(obs, layer.n_qubits))
-        return backend_expectation(self.backend, circuit, obs, names, wnames, x, w, n_obs)
+    def expectation(self, layer: QuantumLayer, x: Tensor, w: Tensor, n_features: int) -> Tensor:
+        adapter = self._adapters.get(n_features)
+        if adapter is None:
+            circuit, names, wnames = layer.circuit(n_features)
+            adapter = ExpectationAdapter(
+                circuit,
+                self.backend,
+                names,
+                wnames,
+                _obs(layer),
+                gradient_method=self.gradient_method,
+                shots=self.shots,
+            )
+            self._adapters[n_features] = adapter
+        return backend_expectation(adapter, x, w)
 
     def evolve(self, layer: QuantumLayer, state: Tensor, w: Tensor) -> Tensor:
-        circuit, _, wnames = layer.circuit(0)
-        fn = backend_unitaries(self.backend, circuit, wnames)
-        u = unitary_from_fn(1 << layer.n_qubits, fn, w)
+        if self._unitary is None:
+            try:
+                check_state_options(self.gradient_method, self.shots)
+            except LayerConfigError as exc:
+                raise LayerInputError(str(exc)) from None
+            circuit, _, wnames = layer.circuit(0)
+            self._unitary = UnitaryAdapter.on_backend(circuit, self.backend, wnames)
+        u = backend_unitary(self._unitary, w)
         return tf.linalg.matmul(state, tf.cast(u, state.dtype), transpose_b=True)
 
 
@@ -333,10 +412,10 @@ class _TFQ:
     def __init__(self) -> None:
         self._cache: dict[Any, Any] = {}
 
-    def expectation(self, layer: QuantumLayer, x: Tensor, w: Tensor) -> Tensor:
+    def expectation(self, layer: QuantumLayer, x: Tensor, w: Tensor, n_features: int) -> Tensor:
         from qstore.tf.tfq import TFQExpectation
 
-        f = int(x.shape[-1])
+        f = n_features
         key = ("exp", id(layer), f)
         if key not in self._cache:
             circuit, names, wnames = layer.circuit(f)
@@ -358,57 +437,82 @@ def _obs(layer: QuantumLayer) -> list[PauliSum] | None:
     return layer.observables
 
 
-def _executor_for(name: str, backend_object: Any) -> Any:
+def _measure(layer: QuantumLayer, state: Tensor) -> Tensor:
+    """The layer's observables on a final state ``[B, 2**n]`` (exact, TensorFlow ops)."""
+    prog = engine.program(UnifiedCircuit(layer.n_qubits), (), (), _obs(layer))
+    return engine.measure(prog, state)
+
+
+def _executor_for(layer: QuantumLayer) -> Any:
+    """How ``layer`` runs; options that its backend cannot honour raise LayerConfigError."""
+    name, backend_object = layer.backend_name, layer._backend_object
     if backend_object is not None:
-        return _Backend(backend_object)
-    if name in NATIVE_BACKENDS:
-        return _Native()
-    if name == "qsim":
-        from qstore.tf import tfq
+        return _Backend(resolve_backend(backend_object, layer.backend_options), layer)
+    native = name in NATIVE_BACKENDS
+    if native or name == "qsim":
+        tfq_ok = False
+        if not native:
+            from qstore.tf import tfq
 
-        if tfq.available():
-            return _TFQ()
-    from qstore.core import backends
-
-    return _Backend(backends.get(name))
+            tfq_ok = tfq.available()
+        if native or tfq_ok:
+            exact = layer.gradient_method in ("auto", "adjoint")
+            if layer.shots is not None or not exact or layer.backend_options:
+                raise LayerConfigError(
+                    f"backend={name!r} runs on TensorFlow ops, exact and differentiated by "
+                    "TensorFlow; shots, gradient_method and backend_options apply to Q-Store "
+                    "backends (e.g. backend='local')."
+                )
+            return _Native() if native else _TFQ()
+    return _Backend(resolve_backend(name, layer.backend_options), layer)
 
 
 # -- AmplitudeEncoding -----------------------------------------------------------------------------
+def amplitude_encode(x: Tensor, n_qubits: int) -> Tensor:
+    """States ``[B, 2**n_qubits]`` (complex) from real features ``[B, F]``, differentiable.
+
+    The rule of :func:`qstore.core.templates.amplitude_state` (and of ``qstore.torch``):
+    zero-pad to ``2**n_qubits``, divide by the Euclidean norm; an all-zero row becomes
+    ``|0...0>`` with zero gradient.
+    """
+    dim = 1 << n_qubits
+    check_amplitude_width(int(x.shape[-1]), n_qubits)
+    pad = dim - int(x.shape[-1])
+    if pad:
+        x = tf.pad(x, [[0, 0], [0, pad]])
+    norm = tf.norm(x, axis=-1, keepdims=True)
+    ok = norm > 0
+    # where() on both branches: keep the unused branch finite so that its gradient is too
+    scaled = x / tf.where(ok, norm, tf.ones_like(norm))
+    ground = tf.one_hot(0, dim, dtype=x.dtype)[None, :]
+    out = tf.where(ok, scaled, ground)
+    return tf.complex(out, tf.zeros_like(out))
+
+
 @keras.saving.register_keras_serializable(package="qstore")
 class AmplitudeEncoding(keras.layers.Layer):
     """Classical features ``[batch, F]`` (``F <= 2**n_qubits``) to a quantum state.
 
     The features are zero-padded to ``2**n_qubits`` amplitudes and normalised to unit length
     (feature ``j`` is the amplitude of basis state ``|j>``, qubit 0 the most significant bit).
-    An all-zero row stays the zero vector (its expectations are 0) instead of producing NaNs.
+    An all-zero row becomes ``|0...0>`` with zero gradient, as in ``qstore.torch``
+    (:func:`qstore.core.templates.amplitude_state`).
 
-    >>>     >>> AmplitudeEncoding(2)(np.array([[3.0, 4.0]])).numpy().round(3).tolist()
-    [[(0.6+0j), (0.8+0j), 0j, 0j]]
+    >>> import numpy as np
+    >>> AmplitudeEncoding(1)(np.array([[3.0, 4.0], [0.0, 0.0]])).numpy().real.round(3).tolist()
+    [[0.6, 0.8], [1.0, 0.0]]
     """
 
     def __init__(self, n_qubits: int, **kwargs: Any) -> None:
         super().__init__(autocast=False, **kwargs)
-        layer_circuit(n_qubits, 1, "linear", "none")  # validates n_qubits
-        self.n_qubits = int(n_qubits)
+        self.n_qubits = check_n_qubits(n_qubits)
 
     def build(self, input_shape: Any) -> None:
         width = _feature_width(input_shape, f"AmplitudeEncoding(n_qubits={self.n_qubits})")
-        if width > 1 << self.n_qubits:
-            raise CircuitError(
-                f"AmplitudeEncoding(n_qubits={self.n_qubits}) holds at most "
-                f"2**{self.n_qubits} = {1 << self.n_qubits} features, got {width}; use "
-                f"n_qubits >= {math.ceil(math.log2(width))} or fewer features."
-            )
+        check_amplitude_width(width, self.n_qubits)
 
     def call(self, inputs: Tensor) -> Tensor:
-        real = _sim_dtype(self)
-        x = tf.cast(inputs, real)
-        pad = (1 << self.n_qubits) - int(x.shape[-1])
-        if pad:
-            x = tf.pad(x, [[0, 0], [0, pad]])
-        norm = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(x), axis=-1, keepdims=True), 1e-30))
-        x = x / norm
-        return tf.complex(x, tf.zeros_like(x))
+        return amplitude_encode(tf.cast(inputs, _sim_dtype(self)), self.n_qubits)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
         return (input_shape[0], 1 << self.n_qubits)
@@ -443,7 +547,7 @@ class ExpectationValue(keras.layers.Layer):
         width = _feature_width(input_shape, "ExpectationValue")
         n = int(width).bit_length() - 1
         if n < 1 or 1 << n != width:
-            raise CircuitError(
+            raise LayerInputError(
                 f"ExpectationValue expects a quantum state of 2**n amplitudes, got width {width}."
             )
         self._n_qubits = n
@@ -460,7 +564,7 @@ class ExpectationValue(keras.layers.Layer):
 
     def _check_state(self, inputs: Any) -> None:
         if not _is_state(inputs):
-            raise CircuitError(
+            raise LayerInputError(
                 "ExpectationValue measures a quantum state (a complex [batch, 2**n] tensor, as "
                 "AmplitudeEncoding or a QuantumLayer fed a state return); got real inputs of "
                 f"dtype {inputs.dtype}. QuantumLayer already returns expectations for "
