@@ -514,8 +514,8 @@ class LocalStateStore:
         mds = [space.metadata[int(p)] for p in pos]
         if self._dtype == np.complex64:
             exact = self._exact(space.rowids[pos], query)
-        else:
-            exact = fid[cand]
+        else:  # re-scored one by one: the same number whatever the batch
+            exact = st.fidelities(query, space.amps[pos])[0]
         return st.top_k(exact, ids, k, mds)  # type: ignore[no-any-return]
 
     def _exact(self, rowids: npt.NDArray[np.int64], query: ComplexArray) -> npt.NDArray[np.float64]:
