@@ -122,7 +122,7 @@ def resolve_backend(backend: Any, options: Mapping[str, Any] | None = None) -> A
     if isinstance(backend, str):
         try:
             return core_backends.get(backend, **dict(options or {}))
-        except TypeError as exc:  # unknown keyword options of the backend's constructor
+        except (TypeError, BackendError) as exc:  # options the backend's constructor refuses
             raise LayerConfigError(
                 f"backend_options {dict(options or {})} do not fit backend {backend!r}: {exc}"
             ) from None
