@@ -9,6 +9,7 @@ expectations ``[batch, n_observables]`` and, where it can, vector-Jacobian produ
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -17,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from qstore.core.circuit import UnifiedCircuit
+from qstore.core.errors import BackendError, ObservableError
+from qstore.core.observables import Z, as_observables
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -80,34 +83,170 @@ class Capabilities:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ExecutionResult:
-    """Result of :meth:`Backend.execute` for one bound circuit."""
+    """Result of :meth:`Backend.execute` for one bound circuit.
+
+    Bitstrings list qubit 0 first. One naming rule: data and cheap values derived from it
+    (no arguments) are attributes or properties; computations that take an argument are
+    methods. *Exact* and *sampled* values are named so:
+
+    * ``counts``: bitstring → shots, for a run with ``shots``; ``None`` for an exact run.
+    * ``probabilities``: bitstring → exact probability, for an exact run (``shots=None``).
+    * ``exact_expectations``: exact ⟨Z_i⟩ for every qubit where the backend knows the final
+      state (simulators, with or without shots); ``None`` from hardware.
+    * ``sampled_expectations``: ⟨Z_i⟩ estimated from ``counts``; ``None`` for an exact run.
+    * ``expectations``: what this run measured, the same on every backend: exact when
+      ``shots`` is None, estimated from the counts otherwise.
+    * ``distribution``, ``most_frequent_bitstring``; ``expectation_z(qubit)`` and
+      ``expectation(observable)`` for diagonal (``Z``-only) observables, from ``distribution``.
+
+    >>> import asyncio, qstore.core as qc
+    >>> backend = qc.backends.get("local", seed=1)
+    >>> c = qc.UnifiedCircuit(2).add_gate("X", 0).add_gate("H", 1)
+    >>> r = asyncio.run(backend.execute(c, shots=None))
+    >>> {bits: round(p, 12) for bits, p in r.probabilities.items()}
+    {'10': 0.5, '11': 0.5}
+    >>> r.expectations.round(12).tolist()
+    [-1.0, 0.0]
+    >>> sampled = asyncio.run(backend.execute(c, shots=100))
+    >>> sum(sampled.counts.values()), float(sampled.expectations[0])
+    (100, -1.0)
+    """
 
     backend: str
     n_qubits: int
     shots: int | None
     counts: Mapping[str, int] | None = None
     probabilities: Mapping[str, float] | None = None
-    expectations: FloatArray | None = None
+    exact_expectations: FloatArray | None = field(default=None, compare=False)
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
-    def most_frequent(self) -> str:
-        src: Mapping[str, float] = (
-            {k: float(v) for k, v in self.counts.items()}
-            if self.counts is not None
-            else dict(self.probabilities or {})
-        )
-        return max(src, key=lambda k: src[k])
+    def __init__(
+        self,
+        backend: str,
+        n_qubits: int,
+        shots: int | None,
+        counts: Mapping[str, int] | None = None,
+        probabilities: Mapping[str, float] | None = None,
+        exact_expectations: npt.ArrayLike | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expectations: npt.ArrayLike | None = None,
+    ) -> None:
+        if expectations is not None:
+            warnings.warn(
+                "ExecutionResult(expectations=...) is deprecated: the exact <Z_i> values are "
+                "passed as exact_expectations=...; `expectations` is now the property that "
+                "reads exact or sampled values according to `shots`.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if exact_expectations is None:
+                exact_expectations = expectations
+        exact = None if exact_expectations is None else np.asarray(exact_expectations, np.float64)
+        set_ = object.__setattr__
+        set_(self, "backend", backend)
+        set_(self, "n_qubits", n_qubits)
+        set_(self, "shots", shots)
+        set_(self, "counts", counts)
+        set_(self, "probabilities", probabilities)
+        set_(self, "exact_expectations", exact)
+        set_(self, "metadata", {} if metadata is None else metadata)
 
-    def expectation_z(self, qubit: int) -> float:
-        """<Z_qubit> estimated from counts or probabilities (bitstrings: qubit 0 first)."""
+    # -- derived values (properties) --------------------------------------------------------------
+    @property
+    def distribution(self) -> dict[str, float]:
+        """Bitstring → probability: exact for an exact run, measured frequencies with shots."""
         if self.counts is not None:
             total = sum(self.counts.values())
-            dist = {k: v / total for k, v in self.counts.items()}
-        else:
-            dist = dict(self.probabilities or {})
-        return math.fsum(p * (1 - 2 * int(k[qubit])) for k, p in dist.items())
+            return {k: v / total for k, v in self.counts.items()} if total else {}
+        return dict(self.probabilities or {})
+
+    @property
+    def most_frequent_bitstring(self) -> str:
+        """The most frequent (with shots) or most probable (exact) bitstring."""
+        dist = self.distribution
+        if not dist:
+            raise BackendError(
+                f"The result of {self.backend!r} holds neither counts nor probabilities."
+            )
+        return max(dist, key=lambda k: dist[k])
+
+    @property
+    def sampled_expectations(self) -> FloatArray | None:
+        """⟨Z_i⟩ for every qubit estimated from ``counts``; ``None`` for an exact run."""
+        return None if self.counts is None else _z_means(self.distribution, self.n_qubits)
+
+    @property
+    def expectations(self) -> FloatArray | None:
+        """⟨Z_i⟩ for every qubit as this run measured them: exact when ``shots`` is None
+        (``exact_expectations``), estimated from ``counts`` otherwise
+        (``sampled_expectations``). ``None`` when the result holds neither."""
+        if self.shots is not None and self.counts is not None:
+            return self.sampled_expectations
+        if self.shots is None:
+            if self.exact_expectations is not None:
+                return self.exact_expectations
+            if self.probabilities is not None:
+                return _z_means(dict(self.probabilities), self.n_qubits)
+        return None
+
+    # -- computations (methods) -------------------------------------------------------------------
+    def expectation_z(self, qubit: int) -> float:
+        """⟨Z_qubit⟩ from :attr:`distribution` (exact, or estimated from the counts)."""
+        return self.expectation(Z(qubit))
+
+    def expectation(self, observable: Any) -> float:
+        """⟨observable⟩ for a diagonal observable (products of ``Z``, sums of them).
+
+        Computed from :attr:`distribution`: exact for an exact run, estimated from the counts
+        with shots. Observables with ``X`` or ``Y`` need the circuit: use
+        ``backend.expectation(circuit, observable)``.
+
+        >>> import qstore.core as qc
+        >>> r = ExecutionResult("doc", 2, 4, counts={"00": 3, "11": 1})
+        >>> r.expectation(qc.Z(0) * qc.Z(1)), r.expectation(qc.Z(0) + 1)
+        (1.0, 1.5)
+        """
+        (obs,) = as_observables(observable, self.n_qubits)
+        total = 0.0
+        dist = self.distribution
+        for term in obs.terms:
+            letters = term.as_dict()
+            if any(p != "Z" for p in letters.values()):
+                raise ObservableError(
+                    f"{term} is not diagonal: an execution result holds bitstrings only. "
+                    "Use backend.expectation(circuit, observable) for X and Y terms."
+                )
+            if term.max_qubit >= self.n_qubits:
+                raise ObservableError(
+                    f"{term} acts on qubit {term.max_qubit}; the result has {self.n_qubits}."
+                )
+            parity = math.fsum(
+                p * (-1) ** sum(int(bits[q]) for q in letters) for bits, p in dist.items()
+            )
+            total += float(np.real(term.coeff)) * parity
+        return total
+
+    def most_frequent(self) -> str:
+        """Deprecated: use the property :attr:`most_frequent_bitstring`."""
+        warnings.warn(
+            "ExecutionResult.most_frequent() is deprecated; use the property "
+            "most_frequent_bitstring.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.most_frequent_bitstring
+
+
+def _z_means(dist: Mapping[str, float], n_qubits: int) -> FloatArray:
+    """⟨Z_i⟩ for every qubit of a bitstring distribution (qubit 0 first)."""
+    out = np.zeros(n_qubits, dtype=np.float64)
+    for key, p in dist.items():
+        bits = np.frombuffer(key.encode("ascii"), dtype=np.uint8).astype(np.float64) - ord("0")
+        out += p * (1.0 - 2.0 * bits)
+    return out
 
 
 @runtime_checkable

@@ -138,10 +138,10 @@ class ProbabilitySampling:
             if shots is None:
                 nz = np.flatnonzero(probs > self._probability_cutoff)
                 pmap = {format(int(i), f"0{n}b"): float(probs[i]) for i in nz}
-                return ExecutionResult(self.name, n, None, probabilities=pmap, expectations=z)
+                return ExecutionResult(self.name, n, None, probabilities=pmap, exact_expectations=z)
             idx = sample_indices(probs[None], shots, self._generator(None))[0]
             counts = counts_from_indices(idx, n)
-            return ExecutionResult(self.name, n, shots, counts=counts, expectations=z)
+            return ExecutionResult(self.name, n, shots, counts=counts, exact_expectations=z)
 
         try:
             return await asyncio.wait_for(asyncio.to_thread(work), timeout)
