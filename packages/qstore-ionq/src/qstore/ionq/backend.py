@@ -172,7 +172,7 @@ class IonQBackend:
         timeout: float = 600.0,
         request_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        poll_interval: float = 0.5,
+        poll_interval: float = 0.05,
         max_circuits_per_job: int = 1000,
         max_cost_per_job: float | None = None,
         price_table: PriceTable | None = None,

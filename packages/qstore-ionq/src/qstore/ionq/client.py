@@ -206,7 +206,7 @@ class IonQClient:
         *,
         request_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        poll_interval: float = 0.5,
+        poll_interval: float = 0.05,
         max_poll_interval: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         seed: int | None = None,

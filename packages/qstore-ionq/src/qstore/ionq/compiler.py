@@ -564,9 +564,11 @@ def circuit_to_ionq_json(
             f"The IonQ API takes numbers, but symbols {circuit.parameter_names} are unbound; "
             "bind them first: circuit.bind({name: value, ...})."
         )
-    src = circuit
-    if gs == "native":
-        src = IonQNativeCompiler(target or "qpu.aria-1", optimize).compile_with_frames(circuit).circuit
+    if gs == "native":  # the compiler merges and cancels one-qubit gates itself
+        compiler = IonQNativeCompiler(target or "qpu.aria-1", optimize)
+        src = compiler.compile_with_frames(circuit).circuit
+    else:
+        src = circuit.optimize() if optimize else circuit
     pmap = ParameterMap.build(src, ())
     theta = pmap.theta(pmap.layout(None, None))
     return {"gateset": gs, "qubits": circuit.n_qubits, "circuit": json_gates(src, gs, theta, pmap)[0]}

@@ -34,7 +34,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,9 +51,11 @@ from qstore.ionq.targets import PRICES, TARGETS, PriceTable, two_qubit_equivalen
 __all__ = [
     "FAULT_KINDS",
     "NOISE_PARAMETERS",
+    "EmulatorServer",
     "Faults",
     "IonQEmulator",
     "create_app",
+    "running_server",
     "serve",
 ]
 
@@ -718,3 +720,48 @@ def serve(host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:
     logger.info("IonQ API emulator on http://%s:%d/v0.4", host, port)
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@dataclass(frozen=True)
+class EmulatorServer:
+    """A running emulator server (see :func:`running_server`)."""
+
+    emulator: IonQEmulator
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        """What ``IONQ_API_URL`` should be set to."""
+        return f"http://{self.host}:{self.port}/v0.4"
+
+
+@contextlib.contextmanager
+def running_server(
+    host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> Iterator[EmulatorServer]:
+    """Serve the emulator from a background thread for the duration of a ``with`` block.
+
+    ``port=0`` picks a free port. ``options`` go to :class:`IonQEmulator`.
+
+    >>> with running_server(queue_delay=0.0) as server:  # doctest: +SKIP
+    ...     os.environ["IONQ_API_URL"] = server.base_url
+    """
+    import uvicorn
+
+    emulator = IonQEmulator(**options)
+    config = uvicorn.Config(emulator.app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="ionq-emulator", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10.0
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise IonQConfigError(f"The emulator server could not start on {host}:{port}.")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield EmulatorServer(emulator, host, int(bound))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
