@@ -380,22 +380,38 @@ class GradientMethod(abc.ABC):
         observables: Any = None,
         shots: int | None = None,
         *,
-        values: ValuesArg | None = None,
+        values: ValuesArg | Sequence[float] | npt.NDArray[np.float64] | None = None,
         seed: int | None = None,
     ) -> GradientResult:
-        """Gradient of ``loss_fn(expectations)`` with respect to ``parameters``.
+        """Gradient of ``loss_fn(expectations)`` with respect to ``parameters``, at one point.
 
-        ``parameters`` names the symbols to differentiate and, where it maps them to numbers,
-        gives their current values: ``{"theta_0": 0.3, ...}``. ``circuit.parameters`` (symbols
-        without values) also works: values then come from ``values=``, and symbols with no
-        value anywhere are taken at 0.0 with a warning. Other circuit symbols are held fixed at
-        their ``values=`` entries. ``loss_fn`` receives the expectation vector ``[n_obs]`` of
-        ``observables`` (default: ``Z`` on every qubit) and returns a number.
+        **What is differentiated, and at which values.** ``parameters`` names the circuit's
+        symbols to differentiate, in one of these forms:
 
-        The gradient is the chain rule ``Σ_o (∂loss/∂E_o) ∂E_o/∂θ``: ``∂loss/∂E`` by fourth-order
-        central differences of ``loss_fn`` (cheap classical code, four calls per observable),
-        ``∂E/∂θ`` by this method's VJP.
-        The blocking work runs in a worker thread.
+        * a mapping name → value, ``{"theta_0": 0.3, "theta_1": -1.2}`` (also keyed by
+          :class:`~qstore.core.Parameter`): the values are the point;
+        * ``circuit.parameters`` (name → :class:`~qstore.core.Parameter`, no values) or a list
+          of names/Parameters: the values come from ``values=``, either a mapping name → value
+          or a sequence (array) in the order of ``parameters``. A symbol with no value
+          anywhere is taken at 0.0 with a :class:`UserWarning` naming it — so the seed's
+          ``compute(circuit=compiled, loss_fn=..., parameters=circuit.parameters)`` gives the
+          gradient at the all-zeros point, where a freshly built ansatz starts.
+
+        Circuit symbols not in ``parameters`` are held fixed at their ``values=`` entries
+        (:class:`~qstore.core.errors.UnboundParameterError` when they have none). Names the
+        circuit does not have, in ``parameters`` or ``values``, raise
+        :class:`~qstore.core.errors.BindingError`.
+
+        **What** ``loss_fn`` **receives.** A new one-dimensional ``float64`` NumPy array ``e``
+        of shape ``[n_observables]``: ``e[i]`` is the expectation of ``observables[i]``
+        (default: ``Z`` on every qubit, so ``e[q] = <Z_q>``), exact when ``shots`` is None and
+        estimated from ``shots`` samples per circuit otherwise. Not an
+        :class:`~qstore.core.ExecutionResult`: the loss must be a function of the expectations
+        for the chain rule. ``loss_fn`` returns one real number.
+
+        The gradient is ``Σ_o (∂loss/∂e_o) ∂e_o/∂θ``: ``∂loss/∂e`` by fourth-order central
+        differences of ``loss_fn`` (cheap classical code, four calls per observable), ``∂e/∂θ``
+        by this method's VJP. The blocking work runs in a worker thread.
 
         >>> import asyncio, qstore.core as qc
         >>> from qstore.core.backends.local import LocalBackend
@@ -406,6 +422,9 @@ class GradientMethod(abc.ABC):
         ...     g.compute(circuit=c, loss_fn=lambda e: e[0] ** 2, parameters={"t": 0.5})
         ... )
         >>> bool(np.isclose(r.gradients["t"], -2 * np.cos(0.5) * np.sin(0.5), atol=1e-9))
+        True
+        >>> r = asyncio.run(g.compute(c, lambda e: e[0], parameters=c.parameters, values=[0.5]))
+        >>> bool(np.isclose(r.gradients["t"], -np.sin(0.5), atol=1e-9))
         True
         """
         if not isinstance(circuit, UnifiedCircuit):
@@ -432,37 +451,86 @@ class GradientMethod(abc.ABC):
         return await asyncio.to_thread(work)
 
 
+def _key(k: object) -> str:
+    if isinstance(k, Parameter):
+        return k.name
+    if isinstance(k, str):
+        return k
+    raise BindingError(f"Parameter keys must be symbol names or Parameters, got {k!r}.")
+
+
+def _requested(parameters: ParametersArg) -> list[tuple[str, float | None]]:
+    """``parameters`` as (name, value or None) pairs, in order."""
+    if isinstance(parameters, Mapping):
+        items: list[tuple[str, float | None]] = []
+        for k, v in parameters.items():
+            name = _key(k)
+            if isinstance(v, Parameter) or v is None:
+                items.append((name, None))
+            elif isinstance(v, Expression):
+                if not v.is_constant:
+                    raise BindingError(
+                        f"parameters[{name!r}] is the expression {v}; give a number (the value "
+                        "to differentiate at) or the symbol's Parameter."
+                    )
+                items.append((name, _real(v.constant, name)))
+            else:
+                items.append((name, _real(v, name)))
+        return items
+    if isinstance(parameters, Sequence) and not isinstance(parameters, str):
+        return [(_key(k), None) for k in parameters]
+    raise GradientError(
+        "parameters must map symbol names to values ({'theta': 0.1}), or be "
+        f"circuit.parameters or a list of names; got {type(parameters).__name__}."
+    )
+
+
+def _given_values(
+    values: ValuesArg | Sequence[float] | npt.NDArray[np.float64] | None,
+    items: list[tuple[str, float | None]],
+) -> dict[str, float]:
+    """``values=`` as name -> value; a sequence pairs with the names of ``parameters``."""
+    if values is None:
+        return {}
+    if isinstance(values, Mapping):
+        return {_key(k): _real(v, _key(k)) for k, v in values.items()}
+    if isinstance(values, str):
+        raise BindingError(f"values must be a mapping or a sequence of numbers, not {values!r}.")
+    arr = np.asarray(values, dtype=object)
+    if arr.ndim != 1 or arr.shape[0] != len(items):
+        raise BindingError(
+            f"values= as a sequence pairs with parameters {[n for n, _ in items]}: expected "
+            f"{len(items)} numbers, got shape {list(arr.shape)}. Pass a mapping "
+            "{name: value} to give values for other symbols too."
+        )
+    numbered = [n for n, v in items if v is not None]
+    if numbered:
+        raise BindingError(
+            f"parameters already gives values for {numbered}; pass values= as a mapping "
+            "{name: value}, or parameters without values."
+        )
+    return {name: _real(v, name) for (name, _), v in zip(items, arr.tolist(), strict=True)}
+
+
 def _resolve_point(
     circuit: UnifiedCircuit,
     parameters: ParametersArg,
-    values: ValuesArg | None,
+    values: ValuesArg | Sequence[float] | npt.NDArray[np.float64] | None,
 ) -> tuple[tuple[str, ...], list[float], dict[str, float]]:
     """Trainable names, their values, and the values of the other (fixed) circuit symbols."""
-
-    def key(k: object) -> str:
-        if isinstance(k, Parameter):
-            return k.name
-        if isinstance(k, str):
-            return k
-        raise BindingError(f"Parameter keys must be symbol names or Parameters, got {k!r}.")
-
-    given: dict[str, float] = {}
-    for k, val in (values or {}).items():
-        given[key(k)] = _real(val, key(k))
-    if isinstance(parameters, Mapping):
-        items: list[tuple[str, object]] = [(key(k), v) for k, v in parameters.items()]
-    elif isinstance(parameters, Sequence) and not isinstance(parameters, str):
-        items = [(key(k), None) for k in parameters]
-    else:
-        raise GradientError(
-            "parameters must map symbol names to values ({'theta': 0.1}), or be "
-            f"circuit.parameters or a list of names; got {type(parameters).__name__}."
-        )
+    items = _requested(parameters)
+    given = _given_values(values, items)
     symbols = circuit.parameters
     unknown = [k for k, _ in items if k not in symbols]
     if unknown:
         raise BindingError(
             f"The circuit has no symbol(s) {unknown}; its symbols are {list(symbols)}."
+        )
+    unknown_values = [k for k in given if k not in symbols]
+    if unknown_values:
+        raise BindingError(
+            f"values= names symbol(s) {unknown_values} that the circuit does not have; its "
+            f"symbols are {list(symbols)}."
         )
     if not items:
         raise GradientError("parameters is empty; name at least one symbol to differentiate.")
@@ -470,14 +538,13 @@ def _resolve_point(
     point: list[float] = []
     defaulted: list[str] = []
     for k, v in items:
-        if isinstance(v, Expression) or v is None:
-            if k in given:
-                point.append(given[k])
-            else:
-                defaulted.append(k)
-                point.append(0.0)
+        if v is not None:
+            point.append(v)
+        elif k in given:
+            point.append(given[k])
         else:
-            point.append(_real(v, k))
+            defaulted.append(k)
+            point.append(0.0)
     if defaulted:
         warnings.warn(
             f"No values given for {defaulted}; differentiating at 0.0 for them. Pass "
