@@ -1,8 +1,8 @@
 """qstore.torch and qstore.tf agree: the same QuantumLayer configuration, weights and inputs give
 the same outputs and gradients (with respect to the inputs and every weight) in float64, for
 every encoding, on each framework's built-in engine and on external backends (``local`` and,
-when installed, qsim and Lightning), through the one adapter in core. Both are also checked against an
-independent reference built from core's circuit and the circuit's unitary."""
+when installed, qsim and Lightning), through the one adapter in core. Both are also checked
+against an independent reference built from core's circuit and the circuit's unitary."""
 
 from __future__ import annotations
 
