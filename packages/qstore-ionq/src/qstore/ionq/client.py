@@ -26,11 +26,12 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://api.ionq.co/v0.4"
 CLIENT_ID_KEY = "qstore_client_id"
@@ -62,6 +64,15 @@ CLIENT_ID_KEY = "qstore_client_id"
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "cancelled", "deleted"})
 _RETRIABLE = frozenset({429, 500, 502, 503, 504, *range(520, 530)})
 _AMBIGUOUS_POST = frozenset({500, 502, 503, 504, *range(520, 530)})
+
+
+async def _with_timeout(coro: Coroutine[Any, Any, T], seconds: float) -> T:
+    """``await coro`` within ``seconds``; unlike ``wait_for`` before Python 3.12, a cancellation
+    of the caller is never lost when the inner call finishes at the same moment."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await coro
+    return await asyncio.wait_for(coro, seconds)  # pragma: no cover - Python 3.10
 
 
 def resolve_api_key(api_key: str | None = None) -> str | None:
@@ -342,7 +353,7 @@ class IonQClient:
             if timeout <= 0:
                 break
             try:
-                resp = await asyncio.wait_for(
+                resp = await _with_timeout(
                     http.request(
                         method,
                         path,
@@ -508,15 +519,18 @@ class IonQClient:
                     )
                 remaining = self._remaining(deadline)
                 if remaining <= 0:
-                    raise IonQTimeoutError(
-                        f"IonQ job {job_id} did not finish within the timeout (last status "
-                        f"{status!r}); it has been canceled."
-                    )
+                    raise IonQTimeoutError(f"last status {status!r}")
                 await asyncio.sleep(min(interval, remaining))
                 interval = min(self.max_poll_interval, interval * 1.5)
-        except (asyncio.CancelledError, IonQTimeoutError):
+        except asyncio.CancelledError:
             await self._cancel_quietly(job_id)
             raise
+        except IonQTimeoutError as exc:
+            await self._cancel_quietly(job_id)
+            raise IonQTimeoutError(
+                f"IonQ job {job_id} did not finish within the timeout ({exc}); it has been "
+                "canceled. Pass a longer timeout= for long queues."
+            ) from exc
 
     async def _cancel_quietly(self, job_id: str) -> None:
         """Cancel the remote job, shielded from the caller's cancellation; errors are logged."""
