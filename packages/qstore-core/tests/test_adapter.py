@@ -256,3 +256,36 @@ def test_state_options_and_unshiftable_weights_are_refused() -> None:
     twice = qc.UnifiedCircuit(1).add_gate("RY", 0, "w").add_gate("RX", 0, "w")
     with pytest.raises(LayerConfigError, match="not plain angles"):
         UnitaryAdapter.on_backend(twice, "local", ["w"])
+
+
+def test_local_backend_simulates_the_forward_pass_once_per_training_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qstore.core.engine import adjoint, generic
+
+    runs = {"trace": 0, "run": 0}
+    trace, run = adjoint.trace, generic.run
+
+    def counted_trace(*a: Any, **k: Any) -> Any:
+        runs["trace"] += 1
+        return trace(*a, **k)
+
+    def counted_run(*a: Any, **k: Any) -> Any:
+        runs["run"] += 1
+        return run(*a, **k)
+
+    monkeypatch.setattr(adjoint, "trace", counted_trace)
+    monkeypatch.setattr(generic, "run", counted_run)
+    c, names, wnames = _layer()
+    assert isinstance(LocalBackend(), KeepsForward)
+    ad = ExpectationAdapter(c, "local", names, wnames)
+    x, w = np.full((3, 4), 0.2), np.linspace(0, 2, 12)
+    cot = np.random.default_rng(0).normal(size=(3, 3))
+    fwd = ad.forward(x, w)
+    gx, gw = ad.vjp(fwd, cot)
+    assert runs == {"trace": 1, "run": 0}
+    _, rx, rw = LocalBackend().value_and_vjp(
+        c, None, x, cot, names=names, shared=dict(zip(wnames, w, strict=True))
+    )
+    np.testing.assert_allclose(gx, rx, atol=1e-12)
+    np.testing.assert_allclose(gw, rw, atol=1e-12)

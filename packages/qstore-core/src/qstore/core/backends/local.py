@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -171,25 +171,49 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
         shared: Mapping[str, float] | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Expectations and the VJP from one forward pass (what training steps call)."""
+        out, finish = self.value_and_vjp_fn(
+            circuit, observables, values, names=names, shared=shared
+        )
+        gv, gs = finish(cotangent)
+        return out, gv, gs
+
+    def value_and_vjp_fn(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, Callable[[npt.ArrayLike], tuple[FloatArray, FloatArray]]]:
+        """Expectations now, and a function of the cotangent that finishes the VJP from what
+        this forward pass kept (:class:`qstore.core.adapter.KeepsForward`): the framework
+        layers simulate the forward pass once per training step."""
         prog, v = self._prepare(circuit, observables, values, names, shared)
         assert prog.observables is not None
-        cot = np.asarray(cotangent, dtype=np.float64)
-        if cot.ndim == 1 and v.shape[0] == 1:
-            cot = cot[None]
-        if cot.shape != (v.shape[0], prog.observables.n_obs):
-            raise BindingError(
-                f"cotangent must have shape [batch, n_observables] = "
-                f"{[v.shape[0], prog.observables.n_obs]}, got {list(cot.shape)}."
-            )
+        n_obs = prog.observables.n_obs
         # Keep the state after every op when that fits in half the memory budget; otherwise the
         # backward pass un-computes it alongside the costate.
         itemsize = np.dtype(self._ctype).itemsize
         need = (len(prog.ops) + 4) * v.shape[0] * (1 << prog.n_qubits) * itemsize
-        keep = need <= memory_limit_bytes() // 2
-        values, gv = adjoint.value_and_vjp(self._ops, prog, v, cot, keep=keep)
-        nb = prog.n_batched
-        gv = np.asarray(gv, dtype=np.float64)
-        return np.asarray(values, dtype=np.float64), gv[:, :nb], gv[:, nb:].sum(axis=0)
+        tr = adjoint.trace(self._ops, prog, v, keep=need <= memory_limit_bytes() // 2)
+        out = np.asarray(generic.expectations(self._ops, prog, tr.final), dtype=np.float64)
+
+        def finish(cotangent: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+            cot = np.asarray(cotangent, dtype=np.float64)
+            if cot.ndim == 1 and v.shape[0] == 1:
+                cot = cot[None]
+            if cot.shape != (v.shape[0], n_obs):
+                raise BindingError(
+                    f"cotangent must have shape [batch, n_observables] = "
+                    f"{[v.shape[0], n_obs]}, got {list(cot.shape)}."
+                )
+            lam = adjoint.costate(self._ops, prog, tr.final, cot)
+            gv = np.asarray(adjoint.backward(self._ops, prog, tr, lam)[0], dtype=np.float64)
+            nb = prog.n_batched
+            return gv[:, :nb], gv[:, nb:].sum(axis=0)
+
+        return out, finish
 
     def probabilities(
         self,
