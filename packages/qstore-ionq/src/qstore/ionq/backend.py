@@ -608,8 +608,11 @@ class IonQBackend:
         *,
         values: Mapping[str, float] | None = None,
     ) -> ExecutionResult:
-        """Run one circuit: counts (``shots``), probabilities and ``<Z_q>`` from one job.
+        """Run one circuit as one job.
 
+        The ideal simulator gives exact ``probabilities`` and ``exact_expectations`` (and
+        ``counts`` sampled with the backend's seed when ``shots`` is given); QPUs and noisy
+        simulation give ``counts`` (``metadata['histogram']`` holds IonQ's frequencies).
         Symbols are bound from ``values``; symbols without a value run at 0.0 (with a
         warning). ``timeout`` bounds submission to results; on timeout or cancellation the remote
         job is canceled. ``metadata`` has the job id, the estimated and the reported cost.
@@ -639,6 +642,10 @@ class IonQBackend:
         z = np.asarray(
             [float(np.dot(probs, 1 - 2 * ((keys >> q) & 1))) for q in range(n)], dtype=np.float64
         )
+        if shots is None and not self.exact:
+            # a QPU or noisy histogram is itself an estimate from the job's shots
+            counts = {b: int(round(p * job_shots)) for b, p in pmap.items()}
+            counts = {b: c for b, c in counts.items() if c > 0}
         record = self.jobs[-1] if self.jobs else None
         meta = {
             "job_id": job.get("id"),
@@ -648,10 +655,13 @@ class IonQBackend:
             "cost_usd": record.reported_cost if record else None,
             "execution_time_ms": job.get("execution_time"),
             "gate_counts": {"1q": batch.n_1q, "2q": batch.n_2q},
+            "histogram": pmap,
         }
-        return ExecutionResult(
-            self.name, n, shots, counts=counts, probabilities=pmap, expectations=z, metadata=meta
-        )
+        if self.exact:  # the ideal simulator returns the exact distribution
+            return ExecutionResult(
+                self.name, n, shots, counts, pmap, exact_expectations=z, metadata=meta
+            )
+        return ExecutionResult(self.name, n, job_shots, counts, None, metadata=meta)
 
     @property
     def total_cost(self) -> float:
