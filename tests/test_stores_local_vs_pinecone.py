@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 import qstore.core as qc
 
 pytest.importorskip("qstore.pinecone")
-from qstore.pinecone.testing import PineconeEmulator  # noqa: E402
+from qstore.pinecone.testing import PineconeEmulator
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -30,12 +31,15 @@ def stores(tmp_path_factory):
     data = {"clustered": clustered, "uniform": uniform}
     emu = PineconeEmulator()
     with emu.serve() as url:
-        remote = qc.stores.open("pinecone", index="states", host=url, api_key="k", n_qubits=5,
-                                create=True)
+        remote = qc.stores.open(
+            "pinecone", index="states", host=url, api_key="k", n_qubits=5, create=True
+        )
         local = qc.stores.open("local", path=tmp_path_factory.mktemp("db") / "s.db")
         for ns, x in data.items():
             ids = [f"{ns[0]}{i:03d}" for i in range(len(x))]
-            md = [{"group": i // 10, "even": i % 2 == 0, "tags": [f"t{i % 3}"]} for i in range(len(x))]
+            md = [
+                {"group": i // 10, "even": i % 2 == 0, "tags": [f"t{i % 3}"]} for i in range(len(x))
+            ]
             assert remote.upsert(ids, x, md, namespace=ns) == local.upsert(ids, x, md, namespace=ns)
         yield local, remote, data, emu, rng
         remote.close()
@@ -49,8 +53,11 @@ def ranked(results):
 def brute(queries, x, prefix, k, keep=None):
     out = []
     for q in queries:
-        f = {f"{prefix}{i:03d}": abs(np.vdot(q, s)) ** 2 for i, s in enumerate(x)
-             if keep is None or keep(i)}
+        f = {
+            f"{prefix}{i:03d}": abs(np.vdot(q, s)) ** 2
+            for i, s in enumerate(x)
+            if keep is None or keep(i)
+        }
         out.append(sorted(f, key=lambda i: (-f[i], i))[:k])
     return out
 
@@ -89,7 +96,7 @@ def test_same_top_k_on_unstructured_states_with_filters(stores, top_k):
 
 
 def test_same_fetch_count_and_namespaces(stores):
-    local, remote, data, _, _ = stores
+    local, remote, _, _, _ = stores
     assert remote.namespaces() == local.namespaces() == ["clustered", "uniform"]
     assert remote.count() == local.count() == 270
     ids = ["c000", "u149", "missing"]

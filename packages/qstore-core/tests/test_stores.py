@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+
 import qstore.core as qc
 from qstore.core.stores import FilterError, StoreInputError, StoreNotFoundError
 from qstore.core.stores.filters import compile_filter, normalize_metadata
@@ -88,8 +89,14 @@ def test_bad_filters_are_refused_with_the_fix(f, needle):
 
 def test_metadata_the_language_cannot_hold_is_refused():
     assert normalize_metadata({"n": np.float32(0.5), "b": np.bool_(True)}) == {"n": 0.5, "b": True}
-    for bad in ({"a": None}, {"a": {"nested": 1}}, {"a": [1, 2]}, {"a": float("nan")},
-                {"$a": 1}, {"a": "x" * 50_000}):
+    for bad in (
+        {"a": None},
+        {"a": {"nested": 1}},
+        {"a": [1, 2]},
+        {"a": float("nan")},
+        {"$a": 1},
+        {"a": "x" * 50_000},
+    ):
         with pytest.raises(StoreInputError):
             normalize_metadata(bad)
 
@@ -107,7 +114,9 @@ def test_query_equals_brute_force_fidelity(tmp_path, precision):
     assert [[m.id for m in r] for r in got] == brute_force(queries, data, ids, 7)
     for q, r in zip(queries, got, strict=True):
         for m in r:
-            assert m.fidelity == pytest.approx(abs(np.vdot(q, data[ids.index(m.id)])) ** 2, abs=1e-12)
+            assert m.fidelity == pytest.approx(
+                abs(np.vdot(q, data[ids.index(m.id)])) ** 2, abs=1e-12
+            )
     assert store.query(queries[0], top_k=7) == got[0]
     store.close()
 
@@ -180,13 +189,20 @@ def test_a_second_connection_sees_committed_writes(tmp_path):
 
 
 def test_circuits_with_bindings_are_simulated(store):
-    c = qc.UnifiedCircuit(2).add_gate("RY", targets=[0], parameters="t").add_gate("CNOT", targets=[0, 1])
+    c = (
+        qc.UnifiedCircuit(2)
+        .add_gate("RY", targets=[0], parameters="t")
+        .add_gate("CNOT", targets=[0, 1])
+    )
     thetas = np.array([[0.0], [np.pi / 2], [np.pi]])
     store.upsert(["0", "half", "pi"], c, bindings=thetas)
     # RY(t) then CNOT: cos(t/2)|00> + sin(t/2)|11>
     expected = np.array([np.cos(0.3), 0, 0, np.sin(0.3)])
     got = store.query(expected, top_k=3)
-    ref = {k: abs(np.cos(0.3 - t / 2)) ** 2 for k, t in zip(["0", "half", "pi"], thetas[:, 0], strict=True)}
+    ref = {
+        k: abs(np.cos(0.3 - t / 2)) ** 2
+        for k, t in zip(["0", "half", "pi"], thetas[:, 0], strict=True)
+    }
     assert [m.id for m in got] == sorted(ref, key=lambda k: -ref[k])
     assert all(m.fidelity == pytest.approx(ref[m.id], abs=1e-12) for m in got)
 
@@ -197,7 +213,10 @@ def test_circuits_with_bindings_are_simulated(store):
         (lambda s: s.upsert(["a"], [[1, 0, 0]]), "2**n"),
         (lambda s: s.upsert(["a"], [[1, 1]]), "normalise"),
         (lambda s: s.upsert(["a"], [[np.nan, 0]]), "NaN"),
-        (lambda s: s.upsert(["a"], [[1, 0, 0, 0]]), "holds 1-qubit states"),  # the store holds 1 qubit
+        (
+            lambda s: s.upsert(["a"], [[1, 0, 0, 0]]),
+            "holds 1-qubit states",
+        ),  # the store holds 1 qubit
         (lambda s: s.upsert(["a" * 513], [[1, 0]]), "1 to 512"),
         (lambda s: s.upsert("a", [[1, 0]]), "wrap a single id"),
         (lambda s: s.upsert(["a", "a"], [[1, 0], [0, 1]]), "twice"),
@@ -224,7 +243,8 @@ def test_async_forms_give_the_same_answers(store):
     async def main():
         await store.aio.upsert(ids, data)
         one, many, n = await asyncio.gather(
-            store.aio.query(data[2], top_k=3), store.aio.query_many(data[:2], top_k=2),
+            store.aio.query(data[2], top_k=3),
+            store.aio.query_many(data[:2], top_k=2),
             store.aio.count(),
         )
         return one, many, n

@@ -19,6 +19,7 @@ import textwrap
 import time
 
 import pytest
+
 import qstore.core as qc
 
 BATCH = 50

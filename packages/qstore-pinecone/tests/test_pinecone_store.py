@@ -13,12 +13,13 @@ import time
 import httpx
 import numpy as np
 import pytest
-import qstore.core as qc
 from pinecone import Pinecone
 from pinecone.errors.exceptions import ApiError, ConflictError, NotFoundError, UnauthorizedError
+
+import qstore.core as qc
 from qstore.core.stores import StoreInputError, StoreUnavailableError
 from qstore.pinecone import PineconeStateStore, dimension_for
-from qstore.pinecone.testing import Fault, PineconeEmulator
+from qstore.pinecone.testing import PineconeEmulator
 
 KEY = "test-key"
 
@@ -53,36 +54,63 @@ def pc(server, emu):
 
 def open_store(url: str, name: str = "states", n_qubits: int = 3, **kw) -> PineconeStateStore:
     kw.setdefault("backoff", 0.01)
-    return qc.stores.open("pinecone", index=name, host=url, api_key=KEY, n_qubits=n_qubits,
-                          create=True, **kw)
+    return qc.stores.open(
+        "pinecone", index=name, host=url, api_key=KEY, n_qubits=n_qubits, create=True, **kw
+    )
 
 
 # -- the SDK's own calls against the emulator -------------------------------------------------
 def test_sdk_control_plane(pc):
-    model = pc.indexes.create(name="vecs", dimension=8, metric="cosine",
-                              spec={"serverless": {"cloud": "aws", "region": "us-east-1"}})
-    assert (model.name, model.dimension, model.metric, model.status.ready) == ("vecs", 8, "cosine", True)
+    model = pc.indexes.create(
+        name="vecs",
+        dimension=8,
+        metric="cosine",
+        spec={"serverless": {"cloud": "aws", "region": "us-east-1"}},
+    )
+    assert (model.name, model.dimension, model.metric, model.status.ready) == (
+        "vecs",
+        8,
+        "cosine",
+        True,
+    )
     assert model.host.startswith("http://127.0.0.1:") and model.host.endswith("/data/vecs")
     assert [i.name for i in pc.indexes.list()] == ["vecs"] and pc.has_index("vecs")
     with pytest.raises(ConflictError):
-        pc.indexes.create(name="vecs", dimension=8, metric="cosine",
-                          spec={"serverless": {"cloud": "aws", "region": "us-east-1"}})
+        pc.indexes.create(
+            name="vecs",
+            dimension=8,
+            metric="cosine",
+            spec={"serverless": {"cloud": "aws", "region": "us-east-1"}},
+        )
     with pytest.raises(NotFoundError):
         pc.indexes.describe("missing")
     with pytest.raises(ApiError):
-        pc.indexes.create(name="wide", dimension=20_001, metric="cosine",
-                          spec={"serverless": {"cloud": "aws", "region": "us-east-1"}})
+        pc.indexes.create(
+            name="wide",
+            dimension=20_001,
+            metric="cosine",
+            spec={"serverless": {"cloud": "aws", "region": "us-east-1"}},
+        )
     pc.indexes.delete("vecs")
     assert not pc.has_index("vecs")
 
 
 def test_sdk_data_plane(pc, server):
-    pc.indexes.create(name="vecs", dimension=3, metric="cosine",
-                      spec={"serverless": {"cloud": "aws", "region": "us-east-1"}})
+    pc.indexes.create(
+        name="vecs",
+        dimension=3,
+        metric="cosine",
+        spec={"serverless": {"cloud": "aws", "region": "us-east-1"}},
+    )
     idx = pc.index(host=pc.indexes.describe("vecs").host)
-    res = idx.upsert(vectors=[("a", [1.0, 0, 0], {"tags": ["x", "y"], "n": 1}),
-                              ("b", [0.6, 0.8, 0], {"tags": ["z"], "n": 2}),
-                              ("c", [0, 0, 1.0])], namespace="ns")
+    res = idx.upsert(
+        vectors=[
+            ("a", [1.0, 0, 0], {"tags": ["x", "y"], "n": 1}),
+            ("b", [0.6, 0.8, 0], {"tags": ["z"], "n": 2}),
+            ("c", [0, 0, 1.0]),
+        ],
+        namespace="ns",
+    )
     assert res.upserted_count == 3
     q = idx.query(vector=[1.0, 0.1, 0], top_k=3, namespace="ns", include_metadata=True)
     assert [m.id for m in q.matches] == ["a", "b", "c"]
@@ -97,7 +125,11 @@ def test_sdk_data_plane(pc, server):
     assert idx.fetch(ids=["a"], namespace="ns").vectors["a"].metadata["n"] == 5
     assert [v.id for page in idx.list(namespace="ns") for v in page.vectors] == ["a", "b", "c"]
     stats = idx.describe_index_stats()
-    assert (stats.dimension, stats.total_vector_count, stats.namespaces["ns"].vector_count) == (3, 3, 3)
+    assert (stats.dimension, stats.total_vector_count, stats.namespaces["ns"].vector_count) == (
+        3,
+        3,
+        3,
+    )
     idx.delete(filter={"tags": "z"}, namespace="ns")
     idx.delete(ids=["c"], namespace="ns")
     assert list(idx.fetch(ids=["a", "b", "c"], namespace="ns").vectors) == ["a"]
@@ -119,8 +151,16 @@ def test_emulator_in_process_asgi_speaks_the_error_shapes(emu):
         async with httpx.AsyncClient(transport=transport, base_url="http://pc.test") as c:
             h = {"Api-Key": KEY}
             missing = await c.get("/indexes/nope", headers=h)
-            r = await c.post("/indexes", headers=h, json={"name": "a", "dimension": 4,
-                             "metric": "cosine", "spec": {"serverless": {"cloud": "aws", "region": "x"}}})
+            r = await c.post(
+                "/indexes",
+                headers=h,
+                json={
+                    "name": "a",
+                    "dimension": 4,
+                    "metric": "cosine",
+                    "spec": {"serverless": {"cloud": "aws", "region": "x"}},
+                },
+            )
             bad = await c.post("/data/a/query", headers=h, json={"topK": 0, "vector": [1, 0, 0, 0]})
             return missing, r, bad
 
@@ -189,7 +229,10 @@ def test_namespaces_filters_delete(server, emu):
     store.upsert(ids, data, [{"odd": i % 2 == 1} for i in range(30)], namespace="a")
     store.upsert(ids[:4], data[:4], namespace="b")
     assert store.namespaces() == ["a", "b"] and store.count() == 34 and store.count("a") == 30
-    assert all(m.metadata["odd"] for m in store.query(data[0], top_k=30, filter={"odd": True}, namespace="a"))
+    assert all(
+        m.metadata["odd"]
+        for m in store.query(data[0], top_k=30, filter={"odd": True}, namespace="a")
+    )
     store.delete(filter={"odd": True}, namespace="a")
     assert store.count("a") == 15
     store.delete(delete_all=True, namespace="b")
@@ -235,7 +278,9 @@ def test_cli_runs_the_emulator_as_a_server(tmp_path):
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "qstore.core", "pinecone", "emulator", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert "Pinecone emulator on" in proc.stdout.readline()
@@ -248,8 +293,12 @@ def test_cli_runs_the_emulator_as_a_server(tmp_path):
                 time.sleep(0.05)
         else:
             raise AssertionError("the emulator did not answer")
-        model = pc.indexes.create(name="cli", dimension=4, metric="cosine",
-                                  spec={"serverless": {"cloud": "aws", "region": "us-east-1"}})
+        model = pc.indexes.create(
+            name="cli",
+            dimension=4,
+            metric="cosine",
+            spec={"serverless": {"cloud": "aws", "region": "us-east-1"}},
+        )
         assert json.loads(json.dumps(model.to_dict()))["name"] == "cli"
     finally:
         os.kill(proc.pid, signal.SIGINT)

@@ -1,8 +1,8 @@
 """``qstore pinecone``: the Pinecone emulator as a server, and index creation.
 
-    qstore pinecone emulator [--host 127.0.0.1] [--port 5080] [--api-key KEY]
-                             [--error-rate P] [--latency S]
-    qstore pinecone create-index NAME --qubits N [--host URL]
+qstore pinecone emulator [--host 127.0.0.1] [--port 5080] [--api-key KEY]
+                         [--error-rate P] [--latency S]
+qstore pinecone create-index NAME --qubits N [--host URL]
 """
 
 from __future__ import annotations
@@ -65,8 +65,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     e.add_argument("--port", type=int, default=5080, help="port (default 5080)")
     e.add_argument("--api-key", default=None, help="accept only this API key (default: any)")
-    e.add_argument("--error-rate", type=float, default=0.0,
-                   help="fraction of requests answered 429/500/503 (fault injection)")
+    e.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="fraction of requests answered 429/500/503 (fault injection)",
+    )
     e.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     e.add_argument("--seed", type=int, default=None, help="seed of the fault injection")
     e.set_defaults(func=_emulator)

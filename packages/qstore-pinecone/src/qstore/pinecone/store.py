@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
+
 from qstore.core.stores import states as st
 from qstore.core.stores._aio import AsyncStateStore
 from qstore.core.stores.base import (
@@ -123,7 +124,9 @@ class PineconeStateStore:
         workers: requests in flight at once for batches of queries.
         client: a ready ``pinecone.Pinecone`` instead of ``api_key``/``host``.
 
-    >>> store = qc.stores.open("pinecone", index="states", n_qubits=10, create=True)  # doctest: +SKIP
+    >>> store = qc.stores.open(
+    ...     "pinecone", index="states", n_qubits=10, create=True
+    ... )  # doctest: +SKIP
     """
 
     name = "pinecone"
@@ -174,8 +177,9 @@ class PineconeStateStore:
                     raise StoreInputError("create=True needs n_qubits to size the index.")
                 self._call(
                     "create index",
-                    lambda: create_index(index, n_qubits, cloud=cloud, region=region,
-                                         client=self._pc),
+                    lambda: create_index(
+                        index, n_qubits, cloud=cloud, region=region, client=self._pc
+                    ),
                 )
             description = self._call("describe", lambda: self._pc.indexes.describe(index))
             index_host = str(description.host)
@@ -246,7 +250,12 @@ class PineconeStateStore:
         for attempt in range(self.max_retries + 1):
             try:
                 return fn()
-            except (RateLimitError, ServiceError, PineconeConnectionError, PineconeTimeoutError) as exc:
+            except (
+                RateLimitError,
+                ServiceError,
+                PineconeConnectionError,
+                PineconeTimeoutError,
+            ) as exc:
                 if attempt == self.max_retries:
                     raise StoreUnavailableError(
                         f"Pinecone {what} failed {attempt + 1} times, last with "
@@ -255,8 +264,13 @@ class PineconeStateStore:
                     ) from exc
                 wait = getattr(exc, "retry_after", None)
                 wait = min(delay, 20.0) if wait is None else float(wait)
-                logger.info("Pinecone %s: %s; retry %d in %.2fs", what, type(exc).__name__,
-                            attempt + 1, wait)
+                logger.info(
+                    "Pinecone %s: %s; retry %d in %.2fs",
+                    what,
+                    type(exc).__name__,
+                    attempt + 1,
+                    wait,
+                )
                 time.sleep(wait)
                 delay *= 2
             except ApiError as exc:
@@ -281,7 +295,9 @@ class PineconeStateStore:
         namespace = st.check_namespace(namespace)
         arr = st.as_states(states, bindings=bindings, n_qubits=self._n_qubits, backend=self.backend)
         if arr.shape[0] != len(ids):
-            raise StoreInputError(f"{len(ids)} ids but {arr.shape[0]} states; give one id per state.")
+            raise StoreInputError(
+                f"{len(ids)} ids but {arr.shape[0]} states; give one id per state."
+            )
         mds = _metadata_list(metadata, len(ids))
         vectors = st.to_real(arr, np.float32)
         written = 0
@@ -362,8 +378,9 @@ class PineconeStateStore:
         bindings: Any = None,
     ) -> list[Match]:
         """The ``top_k`` states of highest fidelity with ``state``, exact, ties by id."""
-        arr = st.as_states(state, bindings=bindings, n_qubits=self._n_qubits,
-                           backend=self.backend, what="state")
+        arr = st.as_states(
+            state, bindings=bindings, n_qubits=self._n_qubits, backend=self.backend, what="state"
+        )
         if arr.shape[0] != 1:
             raise StoreInputError(
                 f"query() takes one state, got {arr.shape[0]}; use query_many() for a batch."
@@ -391,8 +408,7 @@ class PineconeStateStore:
         c = st.canonical_phase(query)[0]
         turns = np.exp(2j * np.pi * np.arange(self.phases) / self.phases)
         return [
-            np.concatenate([(c * t).real, (c * t).imag]).astype(np.float32).tolist()
-            for t in turns
+            np.concatenate([(c * t).real, (c * t).imag]).astype(np.float32).tolist() for t in turns
         ]
 
     def _search(
@@ -409,11 +425,15 @@ class PineconeStateStore:
         while True:
             results = list(
                 pool.map(
-                    lambda p: self._call(
+                    lambda p, n=asked: self._call(
                         "query",
                         lambda: self._index.query(
-                            vector=p, top_k=asked, filter=f, namespace=namespace,
-                            include_values=True, include_metadata=True,
+                            vector=p,
+                            top_k=n,
+                            filter=f,
+                            namespace=namespace,
+                            include_values=True,
+                            include_metadata=True,
                         ),
                     ),
                     probes,
@@ -430,8 +450,9 @@ class PineconeStateStore:
             if len(best) == top_k and math.sqrt(best[-1].fidelity) >= bound:
                 return best  # nothing outside the candidates can beat the k-th
             if asked == st.MAX_TOP_K:
-                logger.info("pinecone query: bound not met at topK=%d; scanning %r", asked,
-                            namespace)
+                logger.info(
+                    "pinecone query: bound not met at topK=%d; scanning %r", asked, namespace
+                )
                 return _rank(query, self._scan(namespace, f), top_k)
             asked = min(asked * 4, st.MAX_TOP_K)
 
@@ -444,7 +465,9 @@ class PineconeStateStore:
         for ids in self._list_ids(namespace):
             for k in range(0, len(ids), _FETCH_CHUNK):
                 chunk = ids[k : k + _FETCH_CHUNK]
-                res = self._call("fetch", lambda c=chunk: self._index.fetch(ids=c, namespace=namespace))
+                res = self._call(
+                    "fetch", lambda c=chunk: self._index.fetch(ids=c, namespace=namespace)
+                )
                 for i, v in res.vectors.items():
                     md = dict(v.metadata or {})
                     if pred(md):

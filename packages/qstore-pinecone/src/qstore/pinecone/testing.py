@@ -19,9 +19,14 @@ but answered with an error" (the write lands, the client sees a failure).
 >>> emulator = PineconeEmulator()
 >>> with emulator.serve() as url:  # a real HTTP server on 127.0.0.1, a free port
 ...     from pinecone import Pinecone
+...
 ...     pc = Pinecone(api_key="test", host=url)
-...     _ = pc.create_index("states", dimension=4, metric="cosine",
-...                         spec={"serverless": {"cloud": "aws", "region": "us-east-1"}})
+...     _ = pc.create_index(
+...         "states",
+...         dimension=4,
+...         metric="cosine",
+...         spec={"serverless": {"cloud": "aws", "region": "us-east-1"}},
+...     )
 ...     index = pc.index(host=pc.describe_index("states").host)
 ...     index.upsert(vectors=[("a", [1.0, 0, 0, 0])]).upserted_count
 1
@@ -33,7 +38,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import re
 import socket
 import threading
@@ -43,13 +47,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from qstore.core.stores.base import StoreInputError
-from qstore.core.stores.filters import compile_filter, normalize_metadata
-from qstore.core.stores.states import MAX_ID_LENGTH
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from qstore.core.stores.base import StoreInputError
+from qstore.core.stores.filters import compile_filter, normalize_metadata
+from qstore.core.stores.states import MAX_ID_LENGTH
 
 __all__ = ["Fault", "PineconeEmulator", "create_app"]
 
@@ -65,7 +70,12 @@ _DEFAULT_NS = "__default__"
 
 # gRPC status codes that the data plane puts in its error bodies.
 _CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 413: 3, 429: 8, 500: 13, 503: 14}
-_CP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}
+_CP_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+}
 
 
 class _HTTPError(Exception):
@@ -121,7 +131,11 @@ class _Index:
                     }
                 }
             },
-            "deployment": {"deployment_type": "managed", "cloud": self.cloud, "region": self.region},
+            "deployment": {
+                "deployment_type": "managed",
+                "cloud": self.cloud,
+                "region": self.region,
+            },
             "deletion_protection": self.deletion_protection,
             "tags": self.tags,
             "dimension": self.dimension,
@@ -182,7 +196,9 @@ class PineconeEmulator:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         url = f"http://{host}:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", timeout_keep_alive=30)
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", timeout_keep_alive=30
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -215,8 +231,15 @@ class PineconeEmulator:
         with self._lock:
             if name in self.indexes:
                 raise _HTTPError(409, f"Resource {name} already exists")
-            index = _Index(name, dimension, metric, cloud, region,
-                           str(body.get("deletion_protection") or "disabled"), body.get("tags"))
+            index = _Index(
+                name,
+                dimension,
+                metric,
+                cloud,
+                region,
+                str(body.get("deletion_protection") or "disabled"),
+                body.get("tags"),
+            )
             self.indexes[name] = index
         return index
 
@@ -230,14 +253,24 @@ class PineconeEmulator:
 def _vector_shape(body: Mapping[str, Any]) -> tuple[int, str]:
     fields = (body.get("schema") or {}).get("fields")
     if fields is not None:
-        dense = [f for f in fields.values() if isinstance(f, Mapping) and f.get("type") == "dense_vector"]
+        dense = [
+            f for f in fields.values() if isinstance(f, Mapping) and f.get("type") == "dense_vector"
+        ]
         if len(dense) != 1:
-            raise _HTTPError(400, "The emulator serves indexes with exactly one dense_vector field.")
+            raise _HTTPError(
+                400, "The emulator serves indexes with exactly one dense_vector field."
+            )
         dimension, metric = dense[0].get("dimension"), dense[0].get("metric", "cosine")
     else:
         dimension, metric = body.get("dimension"), body.get("metric", "cosine")
-    if isinstance(dimension, bool) or not isinstance(dimension, int) or not 1 <= dimension <= MAX_DIMENSION:
-        raise _HTTPError(400, f"dimension must be an integer from 1 to {MAX_DIMENSION}, got {dimension!r}")
+    if (
+        isinstance(dimension, bool)
+        or not isinstance(dimension, int)
+        or not 1 <= dimension <= MAX_DIMENSION
+    ):
+        raise _HTTPError(
+            400, f"dimension must be an integer from 1 to {MAX_DIMENSION}, got {dimension!r}"
+        )
     if metric not in ("cosine", "euclidean", "dotproduct"):
         raise _HTTPError(400, f"metric must be cosine, euclidean or dotproduct, got {metric!r}")
     return dimension, metric
@@ -263,7 +296,8 @@ def _check_values(values: Any, dimension: int) -> np.ndarray:
         raise _HTTPError(400, "values must be a list of numbers")
     if len(values) != dimension:
         raise _HTTPError(
-            400, f"Vector dimension {len(values)} does not match the dimension of the index {dimension}"
+            400,
+            f"Vector dimension {len(values)} does not match the dimension of the index {dimension}",
         )
     try:
         arr = np.asarray(values, dtype=np.float32)
@@ -299,8 +333,14 @@ def _scores(q: np.ndarray, m: np.ndarray, metric: str) -> np.ndarray:
     return np.sum((m64 - q64) ** 2, axis=1)  # type: ignore[no-any-return]
 
 
-def _vector_json(i: str, values: np.ndarray, md: dict[str, Any], *, with_values: bool = True,
-                 with_metadata: bool = True) -> dict[str, Any]:
+def _vector_json(
+    i: str,
+    values: np.ndarray,
+    md: dict[str, Any],
+    *,
+    with_values: bool = True,
+    with_metadata: bool = True,
+) -> dict[str, Any]:
     out: dict[str, Any] = {"id": i}
     if with_values:
         out["values"] = [float(x) for x in values]
@@ -314,7 +354,11 @@ async def _upsert(emu: PineconeEmulator, index: _Index, body: dict[str, Any]) ->
     if not isinstance(vectors, list) or not vectors:
         raise _HTTPError(400, "vectors must be a non-empty list")
     if len(vectors) > MAX_UPSERT_RECORDS:
-        raise _HTTPError(400, f"Upsert of {len(vectors)} vectors exceeds the limit of {MAX_UPSERT_RECORDS} per request")
+        raise _HTTPError(
+            400,
+            f"Upsert of {len(vectors)} vectors exceeds the limit of {MAX_UPSERT_RECORDS} "
+            "per request",
+        )
     rows = []
     for v in vectors:
         if not isinstance(v, Mapping):
@@ -351,8 +395,13 @@ async def _query(emu: PineconeEmulator, index: _Index, body: dict[str, Any]) -> 
         order = sorted(range(len(items)), key=lambda j: (sign * scores[j], items[j][0]))[:top_k]
         for j in order:
             i, v, md = items[j]
-            m = _vector_json(i, v, md, with_values=bool(body.get("includeValues")),
-                             with_metadata=bool(body.get("includeMetadata")))
+            m = _vector_json(
+                i,
+                v,
+                md,
+                with_values=bool(body.get("includeValues")),
+                with_metadata=bool(body.get("includeMetadata")),
+            )
             m["score"] = float(scores[j])
             matches.append(m)
     return {"matches": matches, "namespace": ns, "usage": {"readUnits": max(1, len(space) // 1000)}}
@@ -431,21 +480,28 @@ async def _list(emu: PineconeEmulator, index: _Index, request: Request) -> dict[
     after = qp.get("paginationToken") or ""
     ids = sorted(i for i in index.namespaces.get(ns, {}) if i.startswith(prefix) and i > after)
     page = ids[:limit]
-    out: dict[str, Any] = {"vectors": [{"id": i} for i in page], "namespace": ns,
-                           "usage": {"readUnits": 1}}
+    out: dict[str, Any] = {
+        "vectors": [{"id": i} for i in page],
+        "namespace": ns,
+        "usage": {"readUnits": 1},
+    }
     if len(ids) > limit:
         out["pagination"] = {"next": page[-1]}
     return out
 
 
-_JSON_DATA_ROUTES: dict[str, Callable[[PineconeEmulator, _Index, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+_JSON_DATA_ROUTES: dict[
+    str, Callable[[PineconeEmulator, _Index, dict[str, Any]], Awaitable[dict[str, Any]]]
+] = {
     "vectors/upsert": _upsert,
     "query": _query,
     "vectors/delete": _delete,
     "vectors/update": _update,
     "describe_index_stats": _stats,
 }
-_GET_DATA_ROUTES: dict[str, Callable[[PineconeEmulator, _Index, Request], Awaitable[dict[str, Any]]]] = {
+_GET_DATA_ROUTES: dict[
+    str, Callable[[PineconeEmulator, _Index, Request], Awaitable[dict[str, Any]]]
+] = {
     "vectors/fetch": _fetch,
     "vectors/list": _list,
 }
@@ -458,7 +514,9 @@ def create_app(emu: PineconeEmulator) -> Starlette:
     def base_url(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    def error(status: int, message: str, *, control: bool, retry_after: float | None = None) -> Response:
+    def error(
+        status: int, message: str, *, control: bool, retry_after: float | None = None
+    ) -> Response:
         if control:
             body: dict[str, Any] = {
                 "error": {"code": _CP_CODES.get(status, "UNKNOWN"), "message": message},
@@ -469,7 +527,9 @@ def create_app(emu: PineconeEmulator) -> Starlette:
         headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
         return JSONResponse(body, status_code=status, headers=headers)
 
-    async def handle(request: Request, control: bool, run: Callable[[], Awaitable[Response]]) -> Response:
+    async def handle(
+        request: Request, control: bool, run: Callable[[], Awaitable[Response]]
+    ) -> Response:
         path = request.url.path
         with emu._lock:
             emu.requests.append((request.method, path))
@@ -480,21 +540,32 @@ def create_app(emu: PineconeEmulator) -> Starlette:
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.status is not None and not fault.apply:
-            return error(fault.status, f"Injected fault {fault.status}", control=control,
-                         retry_after=fault.retry_after)
+            return error(
+                fault.status,
+                f"Injected fault {fault.status}",
+                control=control,
+                retry_after=fault.retry_after,
+            )
         try:
             response = await run()
         except _HTTPError as exc:
             return error(exc.status, exc.message, control=control)
         if fault is not None and fault.status is not None:  # applied, then failed
-            return error(fault.status, f"Injected fault {fault.status} after applying",
-                         control=control, retry_after=fault.retry_after)
+            return error(
+                fault.status,
+                f"Injected fault {fault.status} after applying",
+                control=control,
+                retry_after=fault.retry_after,
+            )
         return response
 
     async def read_json(request: Request) -> dict[str, Any]:
         raw = await request.body()
         if len(raw) > MAX_REQUEST_BYTES:
-            raise _HTTPError(413, f"Request size {len(raw)} bytes exceeds the maximum of {MAX_REQUEST_BYTES} bytes")
+            raise _HTTPError(
+                413,
+                f"Request size {len(raw)} bytes exceeds the maximum of {MAX_REQUEST_BYTES} bytes",
+            )
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -552,5 +623,3 @@ def create_app(emu: PineconeEmulator) -> Starlette:
             Route("/data/{name}/{op:path}", data, methods=["GET", "POST"]),
         ]
     )
-
-

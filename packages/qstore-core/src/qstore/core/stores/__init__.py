@@ -64,7 +64,7 @@ __all__ = [
     "unregister",
 ]
 
-open = open_store  # noqa: A001 - qc.stores.open(name, **options) is the public spelling
+open = open_store
 
 
 def QuantumStateStore(name: str = "local", **options: Any) -> StateStore:  # noqa: N802

@@ -6,8 +6,8 @@ event loop keeps running while SQLite commits or an HTTP request is in flight.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from qstore.core.stores.base import Match, Record, StateStore
@@ -15,7 +15,11 @@ if TYPE_CHECKING:
 __all__ = ["AsyncStateStore"]
 
 
-async def _to_thread(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+async def _to_thread(func: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
     import asyncio  # here, not at module level: `import qstore.core` stays fast
 
     return await asyncio.to_thread(func, *args, **kwargs)

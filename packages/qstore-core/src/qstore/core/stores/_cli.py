@@ -27,8 +27,13 @@ def cmd_stores(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     header = ["name", "distribution", "version", "available", "target"]
     rows = [
-        [i.name, i.distribution or f"({i.origin})", i.version or "-",
-         "yes" if i.loadable else "no", i.target]
+        [
+            i.name,
+            i.distribution or f"({i.origin})",
+            i.version or "-",
+            "yes" if i.loadable else "no",
+            i.target,
+        ]
         for i in infos
     ]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]

@@ -95,12 +95,11 @@ def _check_operand(op: str, operand: object, path: str) -> None:
                 f"{op}{_where(path)} needs a non-empty list of strings, numbers or booleans, "
                 f"got {operand!r}."
             )
-    elif op == "$exists":
-        if not isinstance(operand, bool):
-            raise FilterError(f"$exists{_where(path)} needs true or false, got {operand!r}.")
+    elif op == "$exists" and not isinstance(operand, bool):
+        raise FilterError(f"$exists{_where(path)} needs true or false, got {operand!r}.")
 
 
-def _field_predicate(key: str, op: str, operand: Any) -> Predicate:  # noqa: C901 - one case per op
+def _field_predicate(key: str, op: str, operand: Any) -> Predicate:
     if op == "$exists":
         want = bool(operand)
         return lambda md: (key in md) == want

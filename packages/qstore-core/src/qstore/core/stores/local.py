@@ -83,8 +83,13 @@ class _Namespace:
     def size(self) -> int:
         return len(self.ids)
 
-    def put(self, ids: Sequence[str], rowids: Sequence[int], amps: ComplexArray,
-            metadata: Sequence[dict[str, Any]]) -> None:
+    def put(
+        self,
+        ids: Sequence[str],
+        rowids: Sequence[int],
+        amps: ComplexArray,
+        metadata: Sequence[dict[str, Any]],
+    ) -> None:
         new = [i for i in ids if i not in self.pos]
         need = self.size + len(new)
         if need > self.amps.shape[0]:
@@ -311,10 +316,11 @@ class LocalStateStore:
         """
         ids = st.check_ids(ids)
         namespace = st.check_namespace(namespace)
-        arr = st.as_states(states, bindings=bindings, n_qubits=self._n_qubits,
-                           backend=self.backend)
+        arr = st.as_states(states, bindings=bindings, n_qubits=self._n_qubits, backend=self.backend)
         if arr.shape[0] != len(ids):
-            raise StoreInputError(f"{len(ids)} ids but {arr.shape[0]} states; give one id per state.")
+            raise StoreInputError(
+                f"{len(ids)} ids but {arr.shape[0]} states; give one id per state."
+            )
         mds = _metadata_list(metadata, len(ids))
         blobs = [row.tobytes() for row in np.ascontiguousarray(arr, dtype="<c16")]
         texts = [json.dumps(md, separators=(",", ":"), ensure_ascii=False) for md in mds]
@@ -376,7 +382,8 @@ class LocalStateStore:
                     return
                 if id_list is None:
                     id_list = [
-                        i for i, md in zip(space.ids, space.metadata, strict=True)
+                        i
+                        for i, md in zip(space.ids, space.metadata, strict=True)
                         if pred is None or pred(md)
                     ]
                 for k in range(0, len(id_list), _CHUNK):
@@ -440,8 +447,9 @@ class LocalStateStore:
         ``state``: amplitudes ``[2**n]`` (or ``[1, 2**n]``), or a circuit with one row of
         ``bindings``.
         """
-        arr = st.as_states(state, bindings=bindings, n_qubits=self._n_qubits,
-                           backend=self.backend, what="state")
+        arr = st.as_states(
+            state, bindings=bindings, n_qubits=self._n_qubits, backend=self.backend, what="state"
+        )
         if arr.shape[0] != 1:
             raise StoreInputError(
                 f"query() takes one state, got {arr.shape[0]}; use query_many() for a batch."
@@ -458,8 +466,7 @@ class LocalStateStore:
         bindings: Any = None,
     ) -> list[list[Match]]:
         """:meth:`query` for every row of ``states``, with one complex product for the batch."""
-        arr = st.as_states(states, bindings=bindings, n_qubits=self._n_qubits,
-                           backend=self.backend)
+        arr = st.as_states(states, bindings=bindings, n_qubits=self._n_qubits, backend=self.backend)
         return self._search(arr, top_k, filter, namespace)
 
     def _search(
@@ -487,9 +494,7 @@ class LocalStateStore:
             q = queries.astype(self._dtype, copy=False)
             overlap = np.conj(q) @ amps.T  # [B, M]: one product for the whole batch
             fid = overlap.real.astype(np.float64) ** 2 + overlap.imag.astype(np.float64) ** 2
-            return [
-                self._best(space, queries[b], fid[b], rows, top_k) for b in range(fid.shape[0])
-            ]
+            return [self._best(space, queries[b], fid[b], rows, top_k) for b in range(fid.shape[0])]
 
     def _best(
         self,
@@ -516,7 +521,7 @@ class LocalStateStore:
             exact = self._exact(space.rowids[pos], query)
         else:  # re-scored one by one: the same number whatever the batch
             exact = st.fidelities(query, space.amps[pos])[0]
-        return st.top_k(exact, ids, k, mds)  # type: ignore[no-any-return]
+        return st.top_k(exact, ids, k, mds)
 
     def _exact(self, rowids: npt.NDArray[np.int64], query: ComplexArray) -> npt.NDArray[np.float64]:
         """Fidelities from the complex128 amplitudes in the database, in ``rowids`` order."""
@@ -532,7 +537,8 @@ class LocalStateStore:
             )
         width = query.shape[0]
         amps = np.frombuffer(b"".join(found[r] for r in keys), dtype="<c16").reshape(-1, width)
-        return st.fidelities(query, amps)[0]
+        result: npt.NDArray[np.float64] = st.fidelities(query, amps)[0]
+        return result
 
 
 def _metadata_list(
