@@ -399,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     bench_command.add_parser(sub)
+    importlib.import_module("qstore.core.stores._cli").register(sub)
     _add_plugin_commands(sub)
     return parser
 
