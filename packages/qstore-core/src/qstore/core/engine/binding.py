@@ -11,8 +11,8 @@ whole batch, products such as ``x_3 * w_3`` (re-uploading encodings) a short lis
 library (:class:`~qstore.core.engine.generic.ArrayOps`), :func:`as_values` validates bindings.
 
 >>> import numpy as np
->>> from qstore.core import UnifiedCircuit
->>> c = UnifiedCircuit(1).add_gate("RX", 0, "2*t + 0.5")
+>>> from qstore.core import Parameter, UnifiedCircuit
+>>> c = UnifiedCircuit(1).add_gate("RX", 0, 2 * Parameter("t") + 0.5)
 >>> pm = ParameterMap.build(c, ["t"])
 >>> pm.theta(np.array([[1.0], [2.0]])).tolist()
 [[2.5], [4.5]]
