@@ -4,7 +4,7 @@
 * :mod:`~qstore.core.convert.qiskit`: qiskit ``QuantumCircuit`` (symbols as ``Parameter``);
   needs ``[qiskit]``.
 * :mod:`~qstore.core.convert.json_schema`: the versioned JSON form (exact round trip).
-* :mod:`~qstore.core.convert.qasm`: OpenQASM 2.0 export of bound circuits.
+* :mod:`~qstore.core.convert.qasm`: OpenQASM 2.0 export and import.
 
 Cirq and Qiskit are optional: nothing here imports them until a conversion that needs them is
 called, and a missing one raises :class:`~qstore.core.errors.MissingDependencyError` naming the
@@ -29,7 +29,7 @@ from qstore.core.convert.json_schema import (
     json_schema,
     to_json,
 )
-from qstore.core.convert.qasm import to_qasm
+from qstore.core.convert.qasm import from_qasm, to_qasm
 from qstore.core.convert.qiskit import from_qiskit, reverse_qubit_order, to_qiskit
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "circuit_to_dict",
     "from_cirq",
     "from_json",
+    "from_qasm",
     "from_qiskit",
     "json_schema",
     "reverse_qubit_order",
