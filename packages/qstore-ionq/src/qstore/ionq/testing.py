@@ -240,11 +240,14 @@ class IonQEmulator:
         return None
 
     def _job_fails(self) -> bool:
+        fail = self._rng.random() < self.faults.job_failure
         for i, (kind, _) in enumerate(self._script):
             if kind == "job_failure":
                 del self._script[i]
-                return True
-        return self._rng.random() < self.faults.job_failure
+                fail = True
+                break
+        self.injected["job_failure"] += int(fail)
+        return fail
 
     # -- the application ----------------------------------------------------------------------
     def _build_app(self) -> Any:
