@@ -54,7 +54,7 @@ def test_torch_layer_trains_on_ionq_simulator_like_on_local(server: EmulatorServ
             loss = F.mse_loss(model(xb), yb)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         params = [p.detach().numpy().copy() for p in model.parameters()]
         assert not np.allclose(params[0], start[0])  # the quantum weights were trained
         return losses, params
