@@ -199,3 +199,38 @@ def test_both_frameworks_refuse_too_many_amplitudes_with_the_same_error() -> Non
         qs_torch.AmplitudeEncoding(3)(torch.from_numpy(x))
     with pytest.raises(LayerInputError, match="9 features do not fit in the 8 amplitudes"):
         qs_tf.layers.AmplitudeEncoding(3)(x)
+
+
+@pytest.mark.parametrize("encoding", ["reupload", "amplitude"])
+def test_keras_external_backend_gradients_inside_tf_function_equal_torch(encoding: str) -> None:
+    rng = np.random.default_rng(4)
+    weights = rng.uniform(0, 2 * np.pi, (DEPTH, N, 2))
+    scaling = rng.uniform(0.5, 1.5, (DEPTH, N))
+    x = _inputs(encoding)
+    cot = rng.normal(size=(BATCH, len(OBSERVABLES)))
+    layer = qs_tf.layers.QuantumLayer(
+        N,
+        DEPTH,
+        backend="local",
+        entanglement="circular",
+        encoding=encoding,
+        observables=OBSERVABLES,
+        dtype="float64",
+    )
+    layer.build((None, FEATURES))
+    layer.kernel.assign(weights)
+    if layer.input_scaling is not None:
+        layer.input_scaling.assign(scaling)
+
+    @tf.function
+    def step(xt: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            loss = tf.reduce_sum(layer(xt) * cot)
+        return tape.gradient(loss, [xt, layer.kernel])
+
+    for _ in range(2):  # the second call runs the traced graph
+        gx, gw = step(tf.constant(x))
+        want = _run_torch(encoding, "local", weights, scaling, x, cot)
+        np.testing.assert_allclose(gx.numpy(), want[1], atol=1e-10, rtol=0)
+        np.testing.assert_allclose(gw.numpy(), want[2], atol=1e-10, rtol=0)
