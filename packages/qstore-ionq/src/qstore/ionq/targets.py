@@ -6,7 +6,7 @@ package. Both are examples of IonQ's published figures, not a contract: pass you
 :class:`PriceTable` to :class:`~qstore.ionq.IonQBackend` (``price_table=``) or update
 :data:`PRICES` in place when IonQ's prices change.
 
->>> PRICES.estimate("qpu.aria-1", shots=1000, n_1q=10, n_2q=2)  # the $1 minimum applies
+>>> PRICES.estimate("qpu.aria-1", shots=100, n_1q=10, n_2q=2)  # the $1 minimum applies
 1.0
 >>> round(PRICES.estimate("qpu.aria-1", shots=1000, n_1q=100, n_2q=50), 2)
 71.0
@@ -102,7 +102,7 @@ def get_target(name: str) -> Target:
 
 
 def two_qubit_equivalents(n_qubits_in_gate: int) -> int:
-    """How many two-qubit gates a gate on ``n`` qubits is priced as (multi-controlled: ``6(n-2)``)."""
+    """How many two-qubit gates a gate on ``n`` qubits is priced as (``6(n-2)`` from 3 on)."""
     if n_qubits_in_gate <= 1:
         return 0
     if n_qubits_in_gate == 2:
