@@ -183,7 +183,7 @@ class QuantumLayer(keras.layers.Layer):
 
     >>> import keras
     >>> m = keras.Sequential([keras.Input((64,)), QuantumLayer(8, depth=4), keras.layers.Dense(10)])
-    >>> m.layers[0].weights[0].shape
+    >>> tuple(m.layers[0].weights[0].shape)
     (4, 8, 2)
     """
 
@@ -499,7 +499,8 @@ class AmplitudeEncoding(keras.layers.Layer):
     (:func:`qstore.core.templates.amplitude_state`).
 
     >>> import numpy as np
-    >>> AmplitudeEncoding(1)(np.array([[3.0, 4.0], [0.0, 0.0]])).numpy().real.round(3).tolist()
+    >>> state = AmplitudeEncoding(1)(np.array([[3.0, 4.0], [0.0, 0.0]])).numpy()
+    >>> state.real.astype(float).round(3).tolist()
     [[0.6, 0.8], [1.0, 0.0]]
     """
 
