@@ -9,8 +9,14 @@ import pytest
 
 import qstore.core as qc
 from qstore.core import templates
-from qstore.core.errors import CircuitError
-from qstore.core.templates import entangling_pairs, layer_circuit, upload_schedule
+from qstore.core.errors import CircuitError, LayerConfigError, LayerInputError
+from qstore.core.templates import (
+    LayerSpec,
+    amplitude_state,
+    entangling_pairs,
+    layer_circuit,
+    upload_schedule,
+)
 
 
 def _reference_rw(n: int, layers: int) -> qc.UnifiedCircuit:
@@ -100,3 +106,50 @@ def test_bad_configuration_is_refused(kwargs: dict[str, object], match: str) -> 
 def test_bad_qubit_count_is_refused() -> None:
     with pytest.raises(CircuitError, match="n_qubits must be an int >= 1"):
         layer_circuit(0)
+
+
+def test_reupload_circuit_uploads_every_feature_before_every_layer() -> None:
+    c, names, wnames = LayerSpec.create(2, depth=2, encoding="reupload").circuit(3)
+    ops = [str(op) for op in c]
+    layer0 = ["RY(x_0_0) [0]", "RY(x_0_1) [1]", "RZ(x_0_2) [0]"]
+    train0 = ["RY(w_0_0_0) [0]", "RZ(w_0_0_1) [0]", "RY(w_0_1_0) [1]", "RZ(w_0_1_1) [1]"]
+    assert ops[:8] == [*layer0, *train0, "CNOT [0, 1]"]
+    assert ops[8:11] == ["RY(x_1_0) [0]", "RY(x_1_1) [1]", "RZ(x_1_2) [0]"]
+    assert names == ["x_0_0", "x_0_1", "x_0_2", "x_1_0", "x_1_1", "x_1_2"]
+    assert len(wnames) == 8
+
+
+def test_layer_spec_columns_scale_each_feature_by_its_layer_and_qubit() -> None:
+    spec = LayerSpec.create(2, depth=2, encoding="reupload")
+    x = np.array([[1.0, 2.0, 3.0]])
+    scale = np.array([[10.0, 20.0], [30.0, 40.0]])
+    assert spec.columns(x, scale).tolist() == [[10.0, 40.0, 30.0, 30.0, 80.0, 90.0]]
+    assert LayerSpec.create(2).columns(x).tolist() == x.tolist()
+    assert spec.scaling_shape == (2, 2) and LayerSpec.create(2).scaling_shape is None
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((0,), "n_qubits must be a positive int, got 0"),
+        ((31,), "more than the 30 qubits"),
+        ((2, 0), "depth must be a positive int, got 0"),
+        ((2, 1, "ring"), r"entanglement must be one of \['linear', 'circular', 'full'\]"),
+        ((2, 1, "linear", "basis"), "encoding must be one of"),
+    ],
+)
+def test_layer_spec_refuses_bad_options_with_layer_config_errors(
+    args: tuple[object, ...], match: str
+) -> None:
+    with pytest.raises(LayerConfigError, match=match):
+        LayerSpec.create(*args)
+    assert LayerSpec.create(2, 1, "FULL", "Angle").entanglement == "full"
+
+
+def test_amplitude_state_pads_normalises_and_maps_zero_rows_to_the_ground_state() -> None:
+    out = amplitude_state([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]], 2)
+    np.testing.assert_allclose(out[0], np.array([1, 1, 1, 0]) / np.sqrt(3), atol=1e-15)
+    assert out[1].tolist() == [1, 0, 0, 0]
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0)
+    with pytest.raises(LayerInputError, match="5 features do not fit in the 4 amplitudes"):
+        amplitude_state(np.ones((1, 5)), 2)
