@@ -17,7 +17,12 @@ import pytest
 
 import qstore.core as qc
 from qstore.core.backends.local import LocalBackend
-from qstore.core.errors import BindingError, GradientError, UnboundParameterError
+from qstore.core.errors import (
+    BindingError,
+    GradientError,
+    MissingDependencyError,
+    UnboundParameterError,
+)
 from qstore.core.gradients import METHODS, GradientResult, ParameterShiftGradient
 
 N = 4
@@ -166,3 +171,20 @@ def test_bad_parameters_name_the_problem(
     g = ParameterShiftGradient(LocalBackend())
     with pytest.raises(error, match=match):
         compute(g, c, loss, **kwargs)
+
+
+def test_the_seeds_call_on_the_ionq_native_circuit_names_the_original_symbols() -> None:
+    # qc.compilers.IonQNativeCompiler().compile(circuit) keeps the symbols, so
+    # parameters=circuit.parameters names the compiled circuit's symbols too.
+    try:
+        compiler = qc.compilers.IonQNativeCompiler()
+    except MissingDependencyError:
+        pytest.skip("qstore-ionq is not installed")
+    c = seed_circuit(3)
+    compiled = compiler.compile(c)
+    point = {"theta_0": 0.4, "theta_1": -0.2, "theta_2": 1.3}
+    g = ParameterShiftGradient(LocalBackend())
+    r = compute(g, circuit=compiled, loss_fn=loss, parameters=c.parameters, values=point)
+    ref = fd_gradient(c, loss, point)  # of the original circuit
+    for name, value in ref.items():
+        assert r.gradients[name] == pytest.approx(value, abs=1e-6)
