@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("qstore.ionq")
 pytest.importorskip("uvicorn")
 
-from qstore.core.cli import main  # noqa: E402
+from qstore.core.cli import main
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ionq.md"
 
@@ -44,7 +44,17 @@ def free_port() -> int:
 def cli_emulator() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qstore.core", "ionq", "emulator", "--port", str(port), "--seed", "1"],
+        [
+            sys.executable,
+            "-m",
+            "qstore.core",
+            "ionq",
+            "emulator",
+            "--port",
+            str(port),
+            "--seed",
+            "1",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -124,7 +134,21 @@ def test_cli_estimate_uses_the_price_table(
     c = qc.UnifiedCircuit(3).add_gate("H", 0).add_gate("CNOT", [0, 1]).add_gate("CNOT", [1, 2])
     path = tmp_path / "c.json"
     path.write_text(c.to_json(), encoding="utf-8")
-    assert main(["ionq", "estimate", "--target", "qpu.aria-1", "--shots", "2000", "--circuit", str(path)]) == 0
+    assert (
+        main(
+            [
+                "ionq",
+                "estimate",
+                "--target",
+                "qpu.aria-1",
+                "--shots",
+                "2000",
+                "--circuit",
+                str(path),
+            ]
+        )
+        == 0
+    )
     native = IonQNativeCompiler().compile_with_frames(c)
     want = PRICES.estimate("qpu.aria-1", 2000, native.n_1q, native.n_2q)
     assert f"${want:.2f}" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("qstore.ionq")
 pytest.importorskip("uvicorn")
 
-from qstore.ionq.testing import EmulatorServer, running_server  # noqa: E402
+from qstore.ionq.testing import EmulatorServer, running_server
 
 N_QUBITS, DEPTH, FEATURES, OUT, BATCH, STEPS = 3, 2, 8, 4, 4, 2
 
@@ -32,8 +32,8 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.slow
 def test_torch_layer_trains_on_ionq_simulator_like_on_local(server: EmulatorServer) -> None:
     torch = pytest.importorskip("torch")
-    import torch.nn.functional as F
     from torch import nn
+    from torch.nn import functional
 
     import qstore.torch as qs_torch
 
@@ -51,7 +51,7 @@ def test_torch_layer_trains_on_ionq_simulator_like_on_local(server: EmulatorServ
         for s in range(STEPS):
             xb, yb = x[s * BATCH : (s + 1) * BATCH], y[s * BATCH : (s + 1) * BATCH]
             opt.zero_grad()
-            loss = F.mse_loss(model(xb), yb)
+            loss = functional.mse_loss(model(xb), yb)
             loss.backward()
             opt.step()
             losses.append(loss.item())

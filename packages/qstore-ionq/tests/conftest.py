@@ -41,9 +41,7 @@ def make_backend(emulator: IonQEmulator) -> Iterator[Callable[..., IonQBackend]]
         options.setdefault("api_key", KEY)
         options.setdefault("retry", FAST)
         options.setdefault("poll_interval", 0.005)
-        backend = IonQBackend(
-            base_url=BASE, transport=httpx.ASGITransport(emulator.app), **options
-        )
+        backend = IonQBackend(base_url=BASE, transport=httpx.ASGITransport(emulator.app), **options)
         made.append(backend)
         return backend
 

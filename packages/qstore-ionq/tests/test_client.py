@@ -1,4 +1,4 @@
-"""The async client against the emulator: endpoints, retries, exactly-once, cancellation, secrets."""
+"""The async client on the emulator: endpoints, retries, exactly-once, cancellation, secrets."""
 
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ def test_every_endpoint(make_client: MakeClient, emulator: IonQEmulator, bell_jo
             page = await c.list_jobs(limit=2)
             assert len(page["jobs"]) == 2 and page["next"]
             est = await c.estimate("qpu.aria-1", shots=1000, n_1q=100, n_2q=50, qubits=4)
-            assert est["estimated_cost"] == pytest.approx(PRICES.estimate("qpu.aria-1", 1000, 100, 50))
+            assert est["estimated_cost"] == pytest.approx(
+                PRICES.estimate("qpu.aria-1", 1000, 100, 50)
+            )
             deleted = await c.delete(ids[1])
             assert deleted["status"] == "deleted"
             with pytest.raises(IonQAPIError) as err:
@@ -81,9 +83,7 @@ def test_cancel_puts_a_queued_job_in_canceled(make_client: MakeClient, bell_job:
     run(go())
 
 
-def test_429_is_retried_after_retry_after(
-    make_client: MakeClient, emulator: IonQEmulator
-) -> None:
+def test_429_is_retried_after_retry_after(make_client: MakeClient, emulator: IonQEmulator) -> None:
     emulator.faults = Faults(retry_after=0.25)
     emulator.inject("rate_limit", times=2, path="/backends")
 
@@ -245,7 +245,9 @@ def test_the_api_key_never_appears_in_logs_reprs_or_errors(
         logging.getLogger(name).setLevel(logging.DEBUG)
 
     async def go() -> None:
-        async with IonQClient(secret, BASE, transport=transport, retry=FAST, request_timeout=0.1) as c:
+        async with IonQClient(
+            secret, BASE, transport=transport, retry=FAST, request_timeout=0.1
+        ) as c:
             texts.append(repr(c))
             for kind in ("rate_limit", "server_error", "lost_response", "slow_response"):
                 emulator.inject(kind, path="POST")

@@ -165,9 +165,7 @@ def test_native_state_equals_original_for_random_circuits(
             framed.add_gate("RZ", q, f.evaluate(vals) if not f.is_constant else f.constant)
         assert distance_up_to_phase(framed.unitary()[:, 0], original) < 1e-10
         # the symbolic native circuit bound later equals compiling the bound circuit
-        assert distance_up_to_phase(
-            framed.unitary().ravel(), bound.unitary().ravel()
-        ) < 1e-10
+        assert distance_up_to_phase(framed.unitary().ravel(), bound.unitary().ravel()) < 1e-10
         n_ent = sum(
             1 if op.gate in ENTANGLERS else 3 if op.gate == "SWAP" else 6 if op.gate == "CCX" else 0
             for op in c
@@ -281,7 +279,9 @@ def test_json_of_unbound_circuit_names_the_symbols() -> None:
 
 def test_reader_refuses_mixed_gate_sets_and_bad_angles() -> None:
     with pytest.raises(IonQCompilerError, match="native"):
-        ionq_json_to_circuit({"gateset": "native", "qubits": 1, "circuit": [{"gate": "h", "target": 0}]})
+        ionq_json_to_circuit(
+            {"gateset": "native", "qubits": 1, "circuit": [{"gate": "h", "target": 0}]}
+        )
     bad = {"gate": "ms", "targets": [0, 1], "phases": [0, 0], "angle": 0.3}
     with pytest.raises(IonQCompilerError, match="angle"):
         ionq_json_to_circuit({"gateset": "native", "qubits": 2, "circuit": [bad]})

@@ -53,7 +53,9 @@ def test_authentication_is_required_except_for_backends() -> None:
         ) as http:
             codes = [(await http.get("/backends")).status_code]
             codes.append((await http.get("/jobs")).status_code)
-            codes.append((await http.get("/jobs", headers={"Authorization": "apiKey bad"})).status_code)
+            codes.append(
+                (await http.get("/jobs", headers={"Authorization": "apiKey bad"})).status_code
+            )
             ok = await http.get("/jobs", headers={"Authorization": "apiKey good"})
             codes.append(ok.status_code)
             body = (await http.get("/jobs")).json()
@@ -152,7 +154,9 @@ def test_native_jobs_run_and_validate_their_gates(bell_job: Job) -> None:
         ({"type": "ionq.unknown.v9"}, "type"),
     ],
 )
-def test_invalid_jobs_are_rejected_with_400(bell_job: Job, change: dict[str, Any], needle: str) -> None:
+def test_invalid_jobs_are_rejected_with_400(
+    bell_job: Job, change: dict[str, Any], needle: str
+) -> None:
     (resp,) = call(IonQEmulator(), ("POST", "/jobs", bell_job(**change)))
     assert resp.status_code == 400
     assert needle in resp.json()["message"]
@@ -238,7 +242,9 @@ def test_backends_and_estimate_endpoints(bell_job: Job) -> None:
     assert rows["qpu.aria-2"]["status"] == "unavailable"
     assert rows["qpu.forte-1"]["qubits"] == 36 and rows["simulator"]["qubits"] == 29
     assert rows["qpu.aria-1"]["average_queue_time"] == 1500
-    assert est.json()["estimated_cost"] == pytest.approx(PRICES.estimate("qpu.forte-1", 500, 40, 10))
+    assert est.json()["estimated_cost"] == pytest.approx(
+        PRICES.estimate("qpu.forte-1", 500, 40, 10)
+    )
     assert est.json()["current_predicted_queue_time"] == 1500
 
 

@@ -149,7 +149,8 @@ class IonQBackend:
         max_cost_per_job: refuse (before submission) jobs estimated above this many dollars.
         price_table: prices for the estimates (default :data:`qstore.ionq.PRICES`).
         online_estimates: also ask the API's estimate endpoint for QPU jobs (when reachable).
-        error_mitigation: ``settings.error_mitigation`` for QPU jobs (e.g. ``{"debiasing": False}``).
+        error_mitigation: ``settings.error_mitigation`` for QPU jobs, e.g.
+            ``{"debiasing": False}``.
         transport: an httpx transport (``httpx.ASGITransport(emulator.app)`` in tests).
 
     >>> backend = IonQBackend(api_key="k", base_url="http://127.0.0.1:8765/v0.4")
@@ -200,7 +201,9 @@ class IonQBackend:
             raise IonQConfigError(f"shots={shots} exceeds {self.target}'s limit {tgt.max_shots}.")
         self.shots = int(shots)
         if isinstance(max_circuits_per_job, bool) or not isinstance(max_circuits_per_job, int):
-            raise IonQConfigError(f"max_circuits_per_job must be an int, got {max_circuits_per_job!r}.")
+            raise IonQConfigError(
+                f"max_circuits_per_job must be an int, got {max_circuits_per_job!r}."
+            )
         if max_circuits_per_job < 1:
             raise IonQConfigError(f"max_circuits_per_job must be >= 1, got {max_circuits_per_job}.")
         self.max_circuits_per_job = max_circuits_per_job
@@ -338,15 +341,17 @@ class IonQBackend:
         return rotated
 
     def _batch(
-        self, circuit: UnifiedCircuit, bases: Sequence[Basis], full: FloatArray, names: Sequence[str]
+        self,
+        circuit: UnifiedCircuit,
+        bases: Sequence[Basis],
+        full: FloatArray,
+        names: Sequence[str],
     ) -> _Batch:
         gateset = "native" if self.use_native_gates else "qis"
         batch = _Batch(gateset, circuit.n_qubits)
         for basis in bases:
             src = self._variant(circuit, basis)
-            pmap = src.compiled(
-                ("qstore.ionq.pmap", tuple(names)), lambda s=src: ParameterMap.build(s, names)
-            )
+            pmap = _parameter_map(src, names)
             rows = json_gates(src, gateset, pmap.theta(full), pmap)
             batch.circuits.extend(rows)
             for gates in rows:
@@ -391,7 +396,7 @@ class IonQBackend:
 
         >>> import qstore.core as qc
         >>> c = qc.UnifiedCircuit(2).add_gate("H", 0).add_gate("CNOT", [0, 1])
-        >>> IonQBackend(api_key="k", target="qpu.aria-1").estimate_cost(c, shots=1000)
+        >>> IonQBackend(api_key="k", target="qpu.aria-1").estimate_cost(c, shots=100)  # $1 minimum
         1.0
         """
         shots = self.shots if shots is None else shots
@@ -428,7 +433,10 @@ class IonQBackend:
     ) -> list[tuple[Mapping[str, Any], dict[str, Any]]]:
         """Histograms of every circuit, in order; one job per ``max_circuits_per_job`` circuits."""
         limit = self.max_circuits_per_job
-        spans = [(lo, min(lo + limit, len(batch.circuits))) for lo in range(0, len(batch.circuits), limit)]
+        spans = [
+            (lo, min(lo + limit, len(batch.circuits)))
+            for lo in range(0, len(batch.circuits), limit)
+        ]
         deadline_s = self.timeout if timeout is None else timeout
 
         async def one(lo: int, hi: int) -> list[tuple[Mapping[str, Any], dict[str, Any]]]:
@@ -527,9 +535,7 @@ class IonQBackend:
                     for r in range(bsz):
                         keys, probs = dists[j * bsz + r]
                         parity = _popcount_parity(keys & mask)
-                        out[r, o] += complex(term.coeff).real * float(
-                            np.dot(probs, 1 - 2 * parity)
-                        )
+                        out[r, o] += complex(term.coeff).real * float(np.dot(probs, 1 - 2 * parity))
         return out
 
     def expectation(
@@ -644,7 +650,7 @@ class IonQBackend:
         )
         if shots is None and not self.exact:
             # a QPU or noisy histogram is itself an estimate from the job's shots
-            counts = {b: int(round(p * job_shots)) for b, p in pmap.items()}
+            counts = {b: round(p * job_shots) for b, p in pmap.items()}
             counts = {b: c for b, c in counts.items() if c > 0}
         record = self.jobs[-1] if self.jobs else None
         meta = {
@@ -675,7 +681,9 @@ def _bind_for_execute(
     circuit: UnifiedCircuit, values: Mapping[str, float] | None
 ) -> UnifiedCircuit:
     if not isinstance(circuit, UnifiedCircuit):
-        raise IonQConfigError(f"Expected a qstore.core.UnifiedCircuit, got {type(circuit).__name__}.")
+        raise IonQConfigError(
+            f"Expected a qstore.core.UnifiedCircuit, got {type(circuit).__name__}."
+        )
     if not circuit.is_parameterized:
         return circuit
     given = dict(values or {})
@@ -689,6 +697,13 @@ def _bind_for_execute(
         )
         given.update(dict.fromkeys(missing, 0.0))
     return circuit.bind(given, strict=False)
+
+
+def _parameter_map(circuit: UnifiedCircuit, names: Sequence[str]) -> ParameterMap:
+    """The circuit's gate parameters as a function of the binding columns ``names`` (cached)."""
+    return circuit.compiled(
+        ("qstore.ionq.pmap", tuple(names)), lambda: ParameterMap.build(circuit, names)
+    )
 
 
 def _term_basis(paulis: tuple[tuple[int, str], ...]) -> Basis:
@@ -769,4 +784,3 @@ class IonQHardwareBackend(IonQBackend):
                 "the simulator."
             )
         super().__init__(api_key, target, use_native_gates, None, base_url, **options)
-

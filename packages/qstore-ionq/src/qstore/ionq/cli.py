@@ -96,7 +96,9 @@ def register(subparsers: Any) -> None:
     )
     s.add_argument("--target", default="qpu.aria-1", help="target (default qpu.aria-1)")
     s.add_argument("--shots", type=int, default=1000, help="shots (default 1000)")
-    s.add_argument("--circuit", type=Path, help="a circuit in Q-Store JSON (UnifiedCircuit.to_json)")
+    s.add_argument(
+        "--circuit", type=Path, help="a circuit in Q-Store JSON (UnifiedCircuit.to_json)"
+    )
     s.add_argument("--1q", dest="n_1q", type=int, default=0, help="one-qubit gates")
     s.add_argument("--2q", dest="n_2q", type=int, default=0, help="two-qubit gates")
     s.add_argument("--qubits", type=int, default=1, help="qubits (with --1q/--2q)")
@@ -164,7 +166,15 @@ def _cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(json.dumps(rows, indent=2) + "\n")
         return 0
-    header = ["backend", "status", "qubits", "queue (s)", "$/1q gate-shot", "$/2q gate-shot", "min $"]
+    header = [
+        "backend",
+        "status",
+        "qubits",
+        "queue (s)",
+        "$/1q gate-shot",
+        "$/2q gate-shot",
+        "min $",
+    ]
     table = [header]
     for row in rows:
         queue = row.get("average_queue_time")

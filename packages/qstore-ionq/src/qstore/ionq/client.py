@@ -151,7 +151,7 @@ class RetryPolicy:
         return rng.uniform(0.0, cap) if self.jitter else cap
 
 
-class _Ambiguous(Exception):
+class _AmbiguousError(Exception):
     """A POST whose outcome is unknown: the job may or may not have been created."""
 
 
@@ -366,14 +366,14 @@ class IonQClient:
             except (asyncio.TimeoutError, httpx.TimeoutException):
                 logger.debug("%s timed out after %.3g s (attempt %d)", what, timeout, attempt + 1)
                 if not idem:
-                    raise _Ambiguous("timeout") from None
+                    raise _AmbiguousError("timeout") from None
                 last = f"timed out after {timeout:.3g} s"
                 await self._sleep(self.retry.delay(attempt, self._rng), deadline, what)
                 continue
             except httpx.TransportError as exc:
                 logger.debug("%s failed: %s (attempt %d)", what, type(exc).__name__, attempt + 1)
                 if not idem:
-                    raise _Ambiguous(type(exc).__name__) from None
+                    raise _AmbiguousError(type(exc).__name__) from None
                 last = f"connection error ({type(exc).__name__})"
                 await self._sleep(self.retry.delay(attempt, self._rng), deadline, what)
                 continue
@@ -395,7 +395,7 @@ class IonQClient:
                         f"IonQ answered {what} with a body that is not JSON.", status
                     ) from None
             if not idem and status in _AMBIGUOUS_POST:
-                raise _Ambiguous(str(status))
+                raise _AmbiguousError(str(status))
             retriable = status in _RETRIABLE or (status == 409 and method.upper() == "GET")
             if not retriable or attempt == self.retry.max_attempts - 1:
                 raise self._error(method, path, resp)
@@ -433,7 +433,7 @@ class IonQClient:
         for attempt in range(self.retry.max_attempts):
             try:
                 data = await self.request("POST", "/jobs", json=body, deadline=deadline)
-            except _Ambiguous as exc:
+            except _AmbiguousError as exc:
                 logger.info(
                     "Submission %s: outcome unknown (%s); looking it up before resubmitting",
                     client_id,
@@ -540,9 +540,7 @@ class IonQClient:
         except (IonQError, asyncio.CancelledError) as exc:
             logger.warning("Could not cancel IonQ job %s: %s", job_id, type(exc).__name__)
 
-    async def probabilities(
-        self, job_id: str, *, deadline: float | None = None
-    ) -> dict[str, Any]:
+    async def probabilities(self, job_id: str, *, deadline: float | None = None) -> dict[str, Any]:
         """``GET /jobs/{id}/results/probabilities``: ``{"<int>": p}`` (little-endian keys), or
         ``{child_id: {...}}`` for a multi-circuit job."""
         path = f"/jobs/{job_id}/results/probabilities"

@@ -8,8 +8,8 @@ How it works (phases in radians here, as in qstore-core; the JSON is in turns):
    ``RYY``, ``RZZ``), ``SWAP`` three and ``CCX`` six. Symbols stay symbols: a symbolic rotation is
    ``constant · RZ(expr) · constant``.
 2. ``RZ`` is virtual: each qubit carries a frame ``F`` (an expression of the symbols) and a gate
-   ``G(phi)`` that follows ``RZ(F)`` is emitted as ``G(phi - F)`` (``G(phi) RZ(F) = RZ(F) G(phi - F)``
-   for GPI, GPI2 and each side of MS; ZZ commutes with the frame).
+   ``G(phi)`` that follows ``RZ(F)`` is emitted as ``G(phi - F)``, since
+   ``G(phi) RZ(F) = RZ(F) G(phi - F)`` for GPI, GPI2 and each side of MS; ZZ commutes with frames.
 3. Consecutive constant one-qubit gates are multiplied into one ``2x2`` unitary
    ``RZ(a) RY(b) RZ(c)`` (up to a global phase), emitted as nothing (``b = 0``), one GPI
    (``b = pi``), one GPI2 (``b = pi/2``) or two GPI2 (otherwise), plus frame changes.
@@ -49,8 +49,7 @@ CArray = npt.NDArray[np.complex128]
 TWO_PI = 2.0 * math.pi
 _TOL = 1e-12
 
-_I2 = np.eye(2, dtype=complex)
-_H = np.array([[1, 1], [1, -1]], dtype=complex) / math.sqrt(2)
+_H: CArray = np.array([[1, 1], [1, -1]], dtype=np.complex128) / math.sqrt(2)
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
 _S = np.diag([1, 1j])
 _SDG = np.diag([1, -1j])
@@ -75,7 +74,8 @@ def _rz(t: float) -> CArray:
 
 
 # -- lab-frame primitives -------------------------------------------------------------------------
-# ("u", (q,), matrix) | ("rz", (q,), expr) | ("xx", (a, b), (phi0, phi1, theta)) | ("zz", (a, b), theta)
+# ("u", (q,), matrix) | ("rz", (q,), expr) | ("xx", (a, b), (phi0, phi1, theta))
+# | ("zz", (a, b), theta)
 Prim = tuple[str, tuple[int, ...], Any]
 
 
@@ -118,12 +118,24 @@ def _crz(c: int, t: int, e: Expression) -> list[Prim]:
 
 
 def _ccx(a: int, b: int, c: int) -> list[Prim]:
-    out: list[Prim] = [_u(c, _H)]
-    out += _cnot(b, c) + [_u(c, _TDG)] + _cnot(a, c) + [_u(c, _T)]
-    out += _cnot(b, c) + [_u(c, _TDG)] + _cnot(a, c)
-    out += [_u(b, _T), _u(c, _T), _u(c, _H)]
-    out += _cnot(a, b) + [_u(a, _T), _u(b, _TDG)] + _cnot(a, b)
-    return out
+    # the textbook decomposition: six CNOTs and T gates
+    return [
+        _u(c, _H),
+        *_cnot(b, c),
+        _u(c, _TDG),
+        *_cnot(a, c),
+        _u(c, _T),
+        *_cnot(b, c),
+        _u(c, _TDG),
+        *_cnot(a, c),
+        _u(b, _T),
+        _u(c, _T),
+        _u(c, _H),
+        *_cnot(a, b),
+        _u(a, _T),
+        _u(b, _TDG),
+        *_cnot(a, b),
+    ]
 
 
 def _lower(op: Operation) -> list[Prim]:
@@ -301,8 +313,9 @@ def _ms_in_range(
 ) -> list[tuple[str, tuple[int, ...], tuple[Any, ...]]]:
     """MS(p0, p1, theta) as gates whose MS angle is in ``[0, pi/2]`` (equal up to a phase).
 
-    ``MS(p0, p1, -t) = MS(p0 + pi, p1, t)`` and ``MS(p0, p1, t) = MS(p0, p1, t - pi) GPI(p0) GPI(p1)``
-    (the two factors commute; ``MS(p0, p1, pi) = -i GPI(p0) x GPI(p1)``).
+    ``MS(p0, p1, -t) = MS(p0 + pi, p1, t)`` and
+    ``MS(p0, p1, t) = MS(p0, p1, t - pi) GPI(p0) GPI(p1)`` (the two factors commute;
+    ``MS(p0, p1, pi) = -i GPI(p0) x GPI(p1)``).
     """
     a, b = qubits
     t = math.remainder(theta, TWO_PI)  # (-pi, pi]; MS(t + 2 pi) = -MS(t)
@@ -518,7 +531,9 @@ def json_gates(
     circuit) or ``'native'`` (a circuit of GPI, GPI2, MS and ZZ, radians; emitted in turns).
     """
     emit = _native_gate_json if gateset == "native" else _qis_gate_json
-    ops = [(op, cols) for op, cols in zip(circuit, pmap.slots, strict=True) if not op.is_measurement]
+    ops = [
+        (op, cols) for op, cols in zip(circuit, pmap.slots, strict=True) if not op.is_measurement
+    ]
     rows = theta.tolist()
     out = []
     for row in rows:
@@ -571,7 +586,11 @@ def circuit_to_ionq_json(
         src = circuit.optimize() if optimize else circuit
     pmap = ParameterMap.build(src, ())
     theta = pmap.theta(pmap.layout(None, None))
-    return {"gateset": gs, "qubits": circuit.n_qubits, "circuit": json_gates(src, gs, theta, pmap)[0]}
+    return {
+        "gateset": gs,
+        "qubits": circuit.n_qubits,
+        "circuit": json_gates(src, gs, theta, pmap)[0],
+    }
 
 
 # -- JSON -> circuit (the emulator's reader) ------------------------------------------------------
@@ -599,9 +618,11 @@ def _read_gate(gate: Any, native: bool) -> list[tuple[str, tuple[int, ...], tupl
         raise IonQCompilerError(f"Each gate must be an object with a 'gate' name, got {gate!r}.")
     name = gate["gate"].lower()
     targets = _int_list(gate.get("targets", gate.get("target")), f"{name}'s target(s)")
-    controls = _int_list(gate["controls"] if "controls" in gate else gate["control"], "control") if (
-        "controls" in gate or "control" in gate
-    ) else []
+    controls = (
+        _int_list(gate["controls"] if "controls" in gate else gate["control"], "control")
+        if ("controls" in gate or "control" in gate)
+        else []
+    )
     if native:
         if name in ("gpi", "gpi2"):
             return [(name.upper(), (targets[0],), (TWO_PI * _number(gate, "phase"),))]

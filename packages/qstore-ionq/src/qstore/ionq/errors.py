@@ -78,4 +78,3 @@ class IonQJobFailedError(IonQError):
         self.job_id = job_id
         self.status = status
         self.failure = dict(failure or {})
-

@@ -13,8 +13,9 @@ In-process (tests)::
     from qstore.ionq.testing import IonQEmulator
 
     emulator = IonQEmulator(queue_delay=0.0)
-    backend = IonQBackend(api_key="test", base_url="http://emulator/v0.4",
-                          transport=httpx.ASGITransport(emulator.app))
+    backend = IonQBackend(
+        api_key="test", base_url="http://emulator/v0.4", transport=httpx.ASGITransport(emulator.app)
+    )
 
 As a server: ``qstore ionq emulator --port 8765``, then ``IONQ_API_URL=http://127.0.0.1:8765/v0.4``.
 
@@ -254,7 +255,9 @@ class IonQEmulator:
         from starlette.applications import Starlette
         from starlette.routing import Mount, Route
 
-        def r(path: str, fn: Callable[..., Awaitable[Any]], method: str, auth: bool = True) -> Route:
+        def r(
+            path: str, fn: Callable[..., Awaitable[Any]], method: str, auth: bool = True
+        ) -> Route:
             async def endpoint(request: Any) -> Any:
                 return await self._dispatch(request, fn, auth)
 
@@ -292,9 +295,7 @@ class IonQEmulator:
             return False
         return self._keys is None or key.strip() in self._keys
 
-    async def _dispatch(
-        self, request: Any, fn: Callable[..., Awaitable[Any]], auth: bool
-    ) -> Any:
+    async def _dispatch(self, request: Any, fn: Callable[..., Awaitable[Any]], auth: bool) -> Any:
         self.requests += 1
         path = request.url.path
         fault = self._pick_fault(f"{request.method} {path}")
@@ -522,9 +523,9 @@ class IonQEmulator:
                 parsed.append(read_gates(c.get("circuit"), n, gateset))
         except IonQCompilerError as exc:
             raise _HTTPError(400, str(exc)) from None
-        if gateset == "native" and not TARGETS[backend].has_zz:
-            if any(g == "ZZ" for circ in parsed for g, _, _ in circ):
-                raise _HTTPError(400, f"{backend} has no ZZ gate; use MS.")
+        has_zz = any(g == "ZZ" for circ in parsed for g, _, _ in circ)
+        if gateset == "native" and has_zz and not TARGETS[backend].has_zz:
+            raise _HTTPError(400, f"{backend} has no ZZ gate; use MS.")
         self._seq += 1
         job = _Job(
             id=str(uuid.uuid4()),
@@ -563,12 +564,12 @@ class IonQEmulator:
                 j.status = "running"
             started = time.perf_counter()
             if job.fail:
-                raise _JobFailure("Injected failure: the job could not be executed.")
+                raise _JobFailureError("Injected failure: the job could not be executed.")
             hists = await asyncio.to_thread(self._execute, job)
             elapsed = int((time.perf_counter() - started) * 1000)
         except asyncio.CancelledError:
             return
-        except _JobFailure as exc:
+        except _JobFailureError as exc:
             self._finish(job, children, "failed", {"code": "InternalError", "error": str(exc)})
             return
         except Exception as exc:  # a bug in a job must fail the job, not the server
@@ -622,7 +623,7 @@ class IonQEmulator:
     ) -> list[npt.NDArray[np.float64]]:
         """Probabilities (qubit 0 most significant) of every circuit; circuits of the same shape
         run as one batch on the local backend."""
-        groups: dict[tuple[object, ...], list[int]] = {}
+        groups: dict[tuple[Any, ...], list[int]] = {}
         for i, circ in enumerate(circuits):
             key = (n, tuple((g, qs) for g, qs, _ in circ))
             groups.setdefault(key, []).append(i)
@@ -659,14 +660,14 @@ class IonQEmulator:
                 hit = self._templates[key] = (c, names)
             return hit
 
-    # -- lifecycle ----------------------------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------------
     async def drain(self) -> None:
         """Wait for every running job to finish (tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-class _JobFailure(Exception):
+class _JobFailureError(Exception):
     pass
 
 
