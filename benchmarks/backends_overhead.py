@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 from rw import BATCH, LAYERS, data, machine_meta, median_seconds, rw_circuit, write_json
 
-from qstore.core.bench.workload import cirq_rw, pennylane_lightning_case
+from qstore.core.bench.workload import cirq_rw
+from qstore.sim.lightning.bench import pennylane_lightning_case
 
 Runner = Callable[[], object]
 
@@ -89,9 +90,8 @@ def qstore_local(n: int) -> tuple[Runner, Runner]:
 def raw_qsimcirq(n: int) -> tuple[Runner, Runner]:
     import cirq
     import qsimcirq
-    import sympy
 
-    circuit, q, xs, ws = cirq_rw(cirq, sympy, n)
+    circuit, q, xs, ws = cirq_rw(n)
     observables = [cirq.Z(q[i]) for i in range(n)]
     symbols = xs + ws
     sim = qsimcirq.QSimSimulator(qsim_options={"t": threads()})

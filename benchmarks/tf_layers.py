@@ -29,7 +29,6 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from rw import (
-    BATCH,
     LAYERS,
     data,
     machine_meta,
@@ -40,15 +39,6 @@ from rw import (
 )
 
 Pair = tuple[Callable[[], object], Callable[[], object]]
-
-
-def _threads() -> None:
-    import tensorflow as tf
-
-    n = os.environ.get("OMP_NUM_THREADS")
-    if n:
-        tf.config.threading.set_intra_op_parallelism_threads(int(n))
-        tf.config.threading.set_inter_op_parallelism_threads(int(n))
 
 
 def qstore_tf(n: int, dtype: str) -> Pair:
@@ -76,35 +66,11 @@ def qstore_tf(n: int, dtype: str) -> Pair:
 
 
 def tfq_expectation(n: int) -> Pair:
-    import cirq
-    import tensorflow as tf
-    import tensorflow_quantum as tfq
+    from qstore.tf.bench import tfq_case
 
-    x0, w0 = data(n)
-    rw, xs, ws = rw_circuit(n)
-    qs = cirq.LineQubit.range(n)
-    programs = tfq.convert_to_tensor([rw.to_cirq(qs)] * BATCH)
-    names = tf.constant(xs + ws)
-    x = tf.constant(x0, tf.float32)
-    w = tf.Variable(w0.reshape(1, -1).astype("float32"))
-    layer = tfq.layers.Expectation(differentiator=tfq.differentiators.Adjoint())
-    ops = [cirq.Z(q) for q in qs]
-
-    def run() -> Any:
-        values = tf.concat([x, tf.tile(w, [BATCH, 1])], axis=1)
-        return layer(programs, symbol_names=names, symbol_values=values, operators=ops)
-
-    @tf.function
-    def fwd() -> Any:
-        return tf.reduce_sum(run())
-
-    @tf.function
-    def fwd_grad() -> Any:
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(run())
-        return tape.gradient(loss, w)
-
-    return (lambda: fwd().numpy()), (lambda: fwd_grad().numpy())
+    case = tfq_case(n)
+    assert case.forward_grad is not None
+    return case.forward, case.forward_grad
 
 
 def tfq_pqc(n: int) -> Pair:
@@ -156,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=20.0, help="max seconds per measurement")
     ap.add_argument("--out", help="write JSON results here")
     args = ap.parse_args(argv)
-    _threads()
+    from qstore.tf.bench import tf_module
+
+    tf_module()  # thread pools from OMP_NUM_THREADS, before the runtime starts
 
     contenders: list[tuple[str, Callable[[int], Pair]]] = [
         ("qstore QuantumLayer tf float32", lambda n: qstore_tf(n, "float32")),

@@ -32,7 +32,8 @@ from rw import (
     write_json,
 )
 
-from qstore.core.bench.workload import pennylane_rw_circuit, torch_steps
+from qstore.sim.lightning.bench import pennylane_rw_circuit
+from qstore.torch.bench import torch_steps
 
 Pair = tuple[Callable[[], object], Callable[[], object]]
 
@@ -61,7 +62,7 @@ def _rw_qnode(n: int, device: str, **qnode_options: Any) -> Any:
     import pennylane as qml
 
     dev = qml.device(device, wires=n)
-    return qml.qnode(dev, interface="torch", **qnode_options)(pennylane_rw_circuit(qml, n))
+    return qml.qnode(dev, interface="torch", **qnode_options)(pennylane_rw_circuit(n))
 
 
 def pennylane_layer(n: int, device: str, diff_method: str, device_vjp: bool = False) -> Pair:

@@ -158,8 +158,11 @@ def test_unknown_suite_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_importing_the_harness_loads_no_ml_framework() -> None:
     code = (
-        "import sys, qstore.core.cli, qstore.core.bench.suites.rw;"
-        "print(sorted({'torch', 'tensorflow', 'pennylane', 'matplotlib'} & set(sys.modules)))"
+        "import sys, qstore.core.cli, qstore.core.bench.plugins, qstore.core.demos.fashion_mnist;"
+        "import qstore.core.bench.suites.rw, qstore.core.bench.suites.circuits;"
+        "import qstore.core.bench.suites.fashion_mnist;"
+        "frameworks = {'torch', 'tensorflow', 'keras', 'pennylane', 'qsimcirq', 'matplotlib'};"
+        "print(sorted(frameworks & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -169,7 +172,7 @@ def test_tiny_rw_run_writes_json_and_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     start = time.perf_counter()
-    argv = ["bench", "rw", "--qubits", "4", "--reps", "1", "--out", str(tmp_path)]
+    argv = ["bench", "rw", "--qubits", "4", "--reps", "1", "--out", str(tmp_path), "--no-plugins"]
     assert main([*argv, "--contenders", "qstore local complex128"]) == 0
     assert time.perf_counter() - start < 3.0
     (path,) = tmp_path.glob("rw-*.json")

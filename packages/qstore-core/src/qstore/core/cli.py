@@ -3,8 +3,11 @@
     qstore --version
     qstore backends [--json]      installed backends and their capabilities
     qstore demo [--qubits 8]      build, convert and simulate a small circuit
-    qstore demo fashion-mnist     train the hybrid quantum classifier on Fashion-MNIST
-    qstore bench [SUITE...]       benchmarks against peer libraries (see qstore bench --help)
+    qstore demo fashion-mnist     train the hybrid quantum classifier on Fashion-MNIST (with the
+                                  trainer that qstore-tf or qstore-torch registers in the
+                                  entry-point group ``qstore.demos``)
+    qstore bench [SUITE...]       benchmarks against peer libraries (see qstore bench --help;
+                                  distributions add contenders through ``qstore.bench``)
     qstore <command> ...          commands added by installed distributions (e.g. qstore ionq)
 
 Other distributions add subcommands through the entry-point group ``qstore.cli``: each entry
@@ -42,6 +45,7 @@ from qstore.core.backends import registry
 from qstore.core.backends.base import FloatArray
 from qstore.core.bench import command as bench_command
 from qstore.core.circuit import UnifiedCircuit
+from qstore.core.demos import fashion_mnist
 from qstore.core.errors import QStoreError
 
 __all__ = ["CLI_ENTRY_POINT_GROUP", "DemoResult", "build_demo_circuit", "main", "run_demo"]
@@ -273,9 +277,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     if args.name == "circuit":
         run_demo(args.qubits, args.shots, 7 if args.seed is None else args.seed, args.backend, out)
         return 0
-    from qstore.core.demos.fashion_mnist import DemoConfig, run_fashion_mnist_demo
-
-    config = DemoConfig(
+    config = fashion_mnist.DemoConfig(
         framework=args.framework,
         data_dir=args.data_dir,
         download=args.download,
@@ -288,7 +290,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         progress=not args.no_progress,
         save=not args.no_save,
     )
-    run_fashion_mnist_demo(config, out)
+    fashion_mnist.run_fashion_mnist_demo(config, out)
     return 0
 
 
@@ -335,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
         "shots, adjoint gradient. fashion-mnist: train the hybrid quantum classifier (PCA 64 -> "
         "Dense 32 -> AmplitudeEncoding(6) -> QuantumLayer(6, depth 4) -> <Z> x 6 -> Dense 128 "
         "-> Dense 10) on Fashion-MNIST with Keras (qstore-tf) or PyTorch (qstore-torch), print "
-        "the test accuracy and wall time, and save the model and its learning curves.",
+        "the test accuracy and wall time, and save the model and its learning curves. The "
+        "framework's distribution provides the model and its training loop (entry-point group "
+        "'qstore.demos').",
     )
     p.add_argument(
         "name",
@@ -354,9 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("fashion-mnist")
     g.add_argument(
         "--framework",
-        choices=("keras", "torch"),
+        choices=fashion_mnist.frameworks(),
         default="keras",
-        help="Keras (qstore-tf, the default) or PyTorch (qstore-torch)",
+        help="Keras (qstore-tf, the default) or PyTorch (qstore-torch); other installed "
+        "distributions may add theirs",
     )
     g.add_argument(
         "--data-dir",
@@ -411,7 +416,9 @@ def _add_plugin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     so one broken distribution cannot take the whole ``qstore`` command down.
     """
     taken = set(sub.choices)
-    for ep in sorted(importlib.metadata.entry_points(group=CLI_ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in sorted(
+        importlib.metadata.entry_points(group=CLI_ENTRY_POINT_GROUP), key=lambda e: e.name
+    ):
         if ep.name in taken:
             _log.warning("qstore.cli entry point %r ignored: the command exists already", ep.value)
             continue

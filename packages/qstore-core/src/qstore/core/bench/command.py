@@ -2,11 +2,14 @@
 
     qstore bench [SUITE...] [--quick] [--out DIR] [--contenders PAT...] [--qubits N...]
                  [--threads N...] [--reps N] [--budget S] [--max-call S] [--data-dir DIR]
+                 [--plugins NAME... | --no-plugins]
     qstore bench report DIR...   merge the JSON files in DIR (from several environments)
 
-Suites: ``rw``, ``circuits``, ``fashion-mnist`` (default: all). With ``--threads``, each setting
-runs in a child process whose ``OMP_NUM_THREADS`` (and the BLAS, torch and TensorFlow equivalents)
-is set before any library starts its thread pools.
+Suites: ``rw``, ``circuits``, ``fashion-mnist`` (default: all). Contenders that need a framework
+or a peer library come from the installed distributions (entry-point group ``qstore.bench``, see
+:mod:`qstore.core.bench.plugins`). With ``--threads``, each setting runs in a child process whose
+``OMP_NUM_THREADS`` (and the BLAS, torch and TensorFlow equivalents) is set before any library
+starts its thread pools.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import sys
 from typing import TextIO
 
+from qstore.core.bench import plugins
 from qstore.core.bench.harness import THREAD_VARIABLES, BenchError
 from qstore.core.bench.report import write_report
 from qstore.core.bench.runner import SUITES, Options, run_suites
@@ -32,6 +36,8 @@ examples:
   qstore bench --quick                       all suites, small sizes (a few minutes)
   qstore bench rw --qubits 8 16 --threads 1 2
   qstore bench rw --contenders local pennylane
+  qstore bench rw --plugins torch qsim       only these distributions' contenders (and core's)
+  qstore bench rw --no-plugins               qstore-core's backends only (no framework imported)
   qstore bench report benchmarks/results     merge JSON from several environments
 
 Results: one JSON file per suite, environment and thread setting in --out, then report.md and
@@ -65,7 +71,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "bench",
         help="run benchmarks against peer libraries (or merge results: bench report DIR)",
         description="Time Q-Store against its peers (PennyLane, qsimcirq, TensorFlow Quantum) "
-        "and write JSON results, a Markdown report with ratios, and plots.",
+        "and write JSON results, a Markdown report with ratios, and plots. The framework layers "
+        "and the peers are contributed by the installed distributions (qstore-tf, qstore-torch, "
+        "qstore-sim-qsim, qstore-sim-lightning).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -107,6 +115,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--epochs", type=_positive_int, default=None, help="Fashion-MNIST epochs")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST directory (IDX files)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--plugins",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="add only these distributions' contenders (entry-point names of the group "
+        "qstore.bench: tf, torch, qsim, lightning, ...; default: every installed one)",
+    )
+    which.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="only qstore-core's contenders and the installed backends: load no distribution's "
+        "contenders, hence import no framework",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -114,6 +137,10 @@ def _child_argv(args: argparse.Namespace, threads: int) -> list[str]:
     argv = [sys.executable, "-m", "qstore.core", "bench", *args.items, "--threads", str(threads)]
     if args.quick:
         argv.append("--quick")
+    if args.no_plugins:
+        argv.append("--no-plugins")
+    if args.plugins:
+        argv += ["--plugins", *args.plugins]
     if args.out:
         argv += ["--out", args.out]
     for flag, values in (("--contenders", args.contenders), ("--qubits", args.qubits)):
@@ -158,6 +185,14 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
         raise BenchError(
             f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)} (or 'report DIR')."
         )
+    if args.plugins:
+        known = plugins.installed()
+        unknown = [name for name in args.plugins if name not in known]
+        if unknown:
+            raise BenchError(
+                f"--plugins {' '.join(unknown)}: no installed distribution adds contenders under "
+                f"that name; installed: {', '.join(known) or 'none'}."
+            )
     here = os.environ.get("OMP_NUM_THREADS")
     if args.threads and (len(args.threads) > 1 or here != str(args.threads[0])):
         return _run_with_threads(args, out)
@@ -170,6 +205,7 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
         max_call_s=args.max_call,
         data_dir=args.data_dir,
         extra={"epochs": args.epochs} if args.epochs else {},
+        plugins=() if args.no_plugins else (None if args.plugins is None else tuple(args.plugins)),
     )
     run_suites(items, options, args.out or DEFAULT_OUT, out)
     return 0

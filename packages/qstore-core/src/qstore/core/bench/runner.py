@@ -1,9 +1,11 @@
 """Run benchmark suites: options, contender selection, skipping, writing results and the report.
 
 A suite is a module under :mod:`qstore.core.bench.suites` with ``run(options, run, log)``; it adds
-:class:`~qstore.core.bench.harness.Result` s to ``run``. Contenders whose library is not importable
-are skipped with a printed note (kept in the JSON), never an error: every environment measures what
-it has, and :func:`~qstore.core.bench.report.write_report` merges the files afterwards.
+:class:`~qstore.core.bench.harness.Result` s to ``run``. Its contenders are qstore-core's own plus
+those the installed distributions add (:mod:`qstore.core.bench.plugins`). Contenders whose library
+is not importable are skipped with a printed note (kept in the JSON), never an error: every
+environment measures what it has, and :func:`~qstore.core.bench.report.write_report` merges the
+files afterwards.
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ class Options:
     ``contenders``: shell-style patterns or substrings (case-insensitive) of contender names;
     empty means all. ``qubits``: overrides a suite's qubit counts. ``reps``/``budget_s``/
     ``max_call_s``: at least this many timed calls, at most about this many seconds per figure,
-    and skip sizes whose single call is predicted to exceed ``max_call_s``.
+    and skip sizes whose single call is predicted to exceed ``max_call_s``. ``plugins``: the
+    entry-point names (group ``qstore.bench``: ``tf``, ``torch``, ``qsim``, ``lightning``...) of
+    the installed distributions whose contenders run too; ``None`` for all of them, ``()`` for
+    none (only qstore-core's own contenders: no framework is imported).
     """
 
     quick: bool = False
@@ -60,6 +65,7 @@ class Options:
     max_call_s: float | None = None
     data_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    plugins: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.reps is not None and self.reps < 1:
@@ -96,6 +102,7 @@ class Options:
             "budget_s": self.budget,
             "max_call_s": self.call_limit,
             "data_dir": self.data_dir,
+            "plugins": None if self.plugins is None else list(self.plugins),
             **self.extra,
         }
 

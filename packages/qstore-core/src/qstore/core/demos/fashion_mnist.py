@@ -8,33 +8,43 @@ Data: the Fashion-MNIST images scaled to [0, 1], projected on their 64 principal
 
 trained with Adam (learning rate 1e-3) on batches of 32 for 3 epochs, the last 20 % of the
 training images held out for validation (as Keras' ``validation_split`` does), then scored on
-the 10 000 test images. The same model exists for Keras (``qstore.tf``) and PyTorch
-(``qstore.torch``); the builders and training loops here are also what the ``fashion-mnist``
-benchmark suite times.
+the 10 000 test images.
 
->>> # from qstore.core.demos.fashion_mnist import DemoConfig, run_fashion_mnist_demo
->>> # report = run_fashion_mnist_demo(DemoConfig(framework="torch", data_dir="/data/fmnist"))
+This module holds what needs no framework: the data, the history, the plot, the command's
+options and the run. The model itself and its training loop belong to the distribution that owns
+the framework and arrive as a :class:`Trainer` through the entry-point group ``qstore.demos``
+(the entry point's name is the ``--framework`` value)::
+
+    [project.entry-points."qstore.demos"]
+    keras = "qstore.tf.demos.fashion_mnist:KerasTrainer"      # qstore-tf
+    torch = "qstore.torch.demos.fashion_mnist:TorchTrainer"   # qstore-torch
+
+>>> from qstore.core.demos.fashion_mnist import DemoConfig
+>>> DemoConfig(framework="torch", epochs=1).epochs
+1
+>>> # run_fashion_mnist_demo(DemoConfig(framework="torch", data_dir="/data/fashion-mnist"))
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from importlib import import_module
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, Protocol, TextIO, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.errors import QStoreError
+from qstore.core.backends.registry import install_hint
+from qstore.core.errors import MissingDependencyError, QStoreError
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -47,45 +57,53 @@ BATCH = 32
 EPOCHS = 3
 VALIDATION_SPLIT = 0.2
 LEARNING_RATE = 1e-3
-FRAMEWORKS = ("keras", "torch")
+
+DEMO_ENTRY_POINT_GROUP = "qstore.demos"
+"""Entry-point group through which framework distributions provide a :class:`Trainer`."""
+
+KNOWN_FRAMEWORKS: dict[str, str] = {"keras": "qstore-tf", "torch": "qstore-torch"}
+"""``--framework`` values of our own distributions -> the distribution to install for each."""
+
+FRAMEWORKS = tuple(KNOWN_FRAMEWORKS)
 
 Block = Literal["quantum", "classical"]
+"""The part between ``Dense(32, relu)`` and ``Dense(128, relu)``: the three quantum layers, or
+the classical twin (``Dense(6, tanh)``) that the benchmarks compare against."""
 
 __all__ = [
     "BATCH",
+    "DEMO_ENTRY_POINT_GROUP",
     "DEPTH",
     "EPOCHS",
     "FEATURES",
     "FRAMEWORKS",
+    "HIDDEN",
+    "KNOWN_FRAMEWORKS",
+    "LEARNING_RATE",
     "N_QUBITS",
     "VALIDATION_SPLIT",
+    "Block",
     "Data",
     "DemoConfig",
+    "DemoDependencyError",
     "DemoReport",
+    "FitSettings",
     "History",
-    "build_keras_model",
-    "build_torch_model",
-    "fit_keras",
-    "fit_torch",
+    "Trainer",
+    "frameworks",
+    "held_native_stderr",
     "load_data",
+    "load_trainer",
     "pca_features",
     "plot_history",
     "run_fashion_mnist_demo",
+    "z_observables",
 ]
 
 
-class DemoDependencyError(QStoreError, ImportError):
-    """A library the demo needs is not installed; the message says what to install."""
-
-
-def _require(module: str, install: str) -> Any:
-    try:
-        return import_module(module)
-    except ImportError as exc:
-        raise DemoDependencyError(
-            f"the Fashion-MNIST demo needs {module!r}, which is not importable ({exc}); "
-            f"install it with: pip install {install}"
-        ) from exc
+class DemoDependencyError(MissingDependencyError):
+    """A library or distribution the demo needs is not installed; the message says what to
+    install."""
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -112,9 +130,15 @@ class Data:
 def pca_features(train: F32, test: F32, k: int = FEATURES, seed: int = 0) -> tuple[F32, F32]:
     """Project on the top ``k`` principal components of ``train`` (scikit-learn's exact PCA) and
     standardise each component with the training set's standard deviation."""
-    decomposition = _require("sklearn.decomposition", '"qstore-core[demo]" (scikit-learn)')
+    try:
+        from sklearn.decomposition import PCA
+    except ImportError as exc:
+        raise DemoDependencyError(
+            f"the Fashion-MNIST demo needs scikit-learn for its PCA ({exc}); install it with: "
+            'pip install "qstore-core[demo]"'
+        ) from exc
     # The exact solver through the 784 x 784 covariance: faster here than the randomised one.
-    pca = decomposition.PCA(n_components=k, svd_solver="covariance_eigh", random_state=seed)
+    pca = PCA(n_components=k, svd_solver="covariance_eigh", random_state=seed)
     z_train = np.asarray(pca.fit_transform(train), dtype=np.float32)
     z_test = np.asarray(pca.transform(test), dtype=np.float32)
     scale = z_train.std(axis=0) + np.float32(1e-6)
@@ -151,6 +175,16 @@ def load_data(
     return Data(ftr, ytr.astype(np.int64), fte, yte.astype(np.int64))
 
 
+def z_observables(n_qubits: int = N_QUBITS) -> Any:
+    """``[cirq.Z] * n`` (the seed's form) when Cirq is installed, else ``None``: the layers'
+    default, the same observables."""
+    try:
+        import cirq
+    except ImportError:
+        return None
+    return [cirq.Z] * n_qubits
+
+
 # -- history ---------------------------------------------------------------------------------
 @dataclass
 class History:
@@ -164,14 +198,105 @@ class History:
 
     @property
     def fit_s(self) -> float:
+        """Seconds of all epochs together."""
         return float(sum(self.epoch_s))
 
 
-# -- Keras -----------------------------------------------------------------------------------
+def plot_history(history: History, path: str | os.PathLike[str], title: str) -> Path:
+    """Learning curves (loss and accuracy, training and validation, per epoch) as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise DemoDependencyError(
+            f"the learning-curve plot needs matplotlib ({exc}); install it with: "
+            'pip install "qstore-core[demo]" (or pass --no-save)'
+        ) from exc
+    epochs = list(range(1, len(history.loss) + 1))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    try:
+        for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+            ax.plot(epochs, getattr(history, key), "o-", label="training")
+            if getattr(history, f"val_{key}"):
+                ax.plot(epochs, getattr(history, f"val_{key}"), "s--", label="validation")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(key)
+            ax.set_xticks(epochs)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle(title)
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110)
+    finally:
+        plt.close(fig)
+    return out
+
+
+# -- the framework's side --------------------------------------------------------------------
+@dataclass(frozen=True)
+class FitSettings:
+    """How a :class:`Trainer` fits: the demo's training options.
+
+    ``progress`` shows the framework's progress output; ``interactive`` says it may redraw a line
+    in place (standard output is a terminal).
+    """
+
+    epochs: int = EPOCHS
+    batch_size: int = BATCH
+    validation_split: float = VALIDATION_SPLIT
+    learning_rate: float = LEARNING_RATE
+    seed: int = 0
+    progress: bool = False
+    interactive: bool = False
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """A framework's side of the demo, provided by the distribution that owns the framework.
+
+    ``build`` returns the demo model (``block``: the quantum layers or the classical twin) with
+    the framework's random seed set to ``seed``; ``fit`` trains it on ``data`` (Adam, sparse
+    categorical cross-entropy, the last ``validation_split`` of the training rows validating);
+    ``evaluate`` returns the test loss and accuracy; ``save`` writes the model to ``path``,
+    whose file name is ``model_file``.
+    """
+
+    model_file: str
+
+    def build(self, block: Block = "quantum", seed: int = 0) -> Any: ...
+
+    def fit(self, model: Any, data: Data, settings: FitSettings) -> History: ...
+
+    def evaluate(self, model: Any, data: Data) -> tuple[float, float]: ...
+
+    def save(self, model: Any, path: Path) -> None: ...
+
+
+def _demo_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    eps = importlib.metadata.entry_points(group=DEMO_ENTRY_POINT_GROUP)
+    return {ep.name: ep for ep in sorted(eps, key=lambda e: e.name)}
+
+
+def frameworks() -> tuple[str, ...]:
+    """The ``--framework`` values: our own (installed or not) and every installed trainer's.
+
+    >>> {"keras", "torch"} <= set(frameworks())
+    True
+    """
+    return tuple(sorted(set(KNOWN_FRAMEWORKS) | set(_demo_entry_points())))
+
+
 @contextmanager
-def _native_stderr_held() -> Iterator[None]:
-    """Hold back what native code writes to the stderr file descriptor (TensorFlow's start-up
-    log lines, which its log-level variable does not silence) and show it only on failure."""
+def held_native_stderr() -> Iterator[None]:
+    """Hold back what native code writes to the standard-error file descriptor and show it only
+    if the block fails.
+
+    Frameworks print start-up lines there (TensorFlow's, which its log-level variable does not
+    all silence) while they are imported and started.
+    """
     fd = 2  # where native code writes, whatever Python's sys.stderr is
     try:
         sys.stderr.flush()
@@ -193,271 +318,40 @@ def _native_stderr_held() -> Iterator[None]:
                 os.write(fd, held.read())
 
 
-def keras_module() -> Any:
-    """Keras 3 on TensorFlow (``qstore.tf`` runs on TensorFlow's engine), imported and started
-    without TensorFlow's start-up log lines."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "keras" in sys.modules:
-        return sys.modules["keras"]
-    with _native_stderr_held():
-        keras = _require("keras", "qstore-tf (or: pip install './packages/qstore-tf')")
-        keras.ops.convert_to_tensor(0.0)  # starts the runtime (device discovery logs too)
-    return keras
+def load_trainer(framework: str) -> Trainer:
+    """The installed :class:`Trainer` for ``framework`` (entry-point group ``qstore.demos``).
 
-
-def z_observables(n_qubits: int = N_QUBITS) -> Any:
-    """``[cirq.Z] * n`` when Cirq is installed, else ``None`` (the layers' default, the same)."""
-    try:
-        import cirq
-    except ImportError:
-        return None
-    return [cirq.Z] * n_qubits
-
-
-def _keras_quantum_block(keras: Any) -> list[Any]:
-    layers = _require("qstore.tf.layers", "qstore-tf")
-    return [
-        layers.AmplitudeEncoding(n_qubits=N_QUBITS),
-        layers.QuantumLayer(n_qubits=N_QUBITS, depth=DEPTH),
-        layers.ExpectationValue(observables=z_observables()),
-    ]
-
-
-def build_keras_model(
-    keras: Any | None = None, block: Block | Callable[[Any], list[Any]] = "quantum"
-) -> Any:
-    """The demo model as an uncompiled ``keras.Model``.
-
-    ``block`` is the part between ``Dense(32, relu)`` and ``Dense(128, relu)``: ``"quantum"``
-    (AmplitudeEncoding -> QuantumLayer -> ExpectationValue), ``"classical"`` (the classical
-    twin, ``Dense(6, tanh)``) or a function ``keras -> [layers]``.
+    Raises :class:`DemoDependencyError` with the install command when no installed distribution
+    provides it, or when the one that does cannot be loaded.
     """
-    keras = keras_module() if keras is None else keras
-    if block == "quantum":
-        middle = _keras_quantum_block(keras)
-    elif block == "classical":
-        middle = [keras.layers.Dense(N_QUBITS, activation="tanh")]
-    elif callable(block):
-        middle = block(keras)
-    else:
-        raise ValueError(f"block must be 'quantum', 'classical' or a callable, got {block!r}")
-    inputs = keras.Input((FEATURES,), name="pca_features")
-    h = keras.layers.Dense(HIDDEN, activation="relu")(inputs)
-    for layer in middle:
-        h = layer(h)
-    h = keras.layers.Dense(128, activation="relu")(h)
-    h = keras.layers.Dropout(0.2)(h)
-    outputs = keras.layers.Dense(10, activation="softmax")(h)
-    name = f"fashion_mnist_{block if isinstance(block, str) else 'custom'}"
-    return keras.Model(inputs, outputs, name=name)
-
-
-def fit_keras(
-    model: Any,
-    data: Data,
-    epochs: int = EPOCHS,
-    batch_size: int = BATCH,
-    validation_split: float = VALIDATION_SPLIT,
-    verbose: int | str = 0,
-    learning_rate: float = LEARNING_RATE,
-) -> History:
-    """Compile ``model`` (Adam, sparse categorical cross-entropy) and fit it as the demo does."""
-    keras = keras_module()
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    times: list[float] = []
-
-    callback_base: Any = keras.callbacks.Callback
-
-    class _EpochTimer(callback_base):  # type: ignore[misc]
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            times.append(time.perf_counter() - self.t0)
-
-    fitted = model.fit(
-        data.x_train,
-        data.y_train,
-        validation_split=validation_split,
-        epochs=epochs,
-        batch_size=batch_size,
-        verbose=verbose,
-        callbacks=[_EpochTimer()],
-    )
-    h = fitted.history
-    return History(
-        [float(v) for v in h["loss"]],
-        [float(v) for v in h["accuracy"]],
-        [float(v) for v in h.get("val_loss", [])],
-        [float(v) for v in h.get("val_accuracy", [])],
-        times,
-    )
-
-
-def evaluate_keras(model: Any, data: Data) -> tuple[float, float]:
-    """Test loss and accuracy."""
-    loss, acc = model.evaluate(data.x_test, data.y_test, batch_size=256, verbose=0)
-    return float(loss), float(acc)
-
-
-# -- PyTorch ---------------------------------------------------------------------------------
-def torch_module() -> Any:
-    return _require("torch", "qstore-torch torch==2.13.0")
-
-
-def _torch_quantum_block() -> list[Any]:
-    qs_torch = _require("qstore.torch", "qstore-torch")
-    return [
-        qs_torch.AmplitudeEncoding(n_qubits=N_QUBITS),
-        qs_torch.QuantumLayer(n_qubits=N_QUBITS, depth=DEPTH),
-        qs_torch.ExpectationValue(observables=z_observables()),
-    ]
-
-
-def build_torch_model(torch: Any | None = None, block: Block = "quantum") -> Any:
-    """The demo model as a ``torch.nn.Sequential`` returning logits (the softmax is in the
-    loss, ``CrossEntropyLoss``, as usual in PyTorch). ``block`` as in :func:`build_keras_model`."""
-    torch = torch_module() if torch is None else torch
-    nn = torch.nn
-    if block == "quantum":
-        middle = _torch_quantum_block()
-    elif block == "classical":
-        middle = [nn.Linear(HIDDEN, N_QUBITS), nn.Tanh()]
-    else:
-        raise ValueError(f"block must be 'quantum' or 'classical', got {block!r}")
-    return nn.Sequential(
-        nn.Linear(FEATURES, HIDDEN),
-        nn.ReLU(),
-        *middle,
-        nn.Linear(N_QUBITS, 128),
-        nn.ReLU(),
-        nn.Dropout(0.2),
-        nn.Linear(128, 10),
-    )
-
-
-def fit_torch(
-    model: Any,
-    data: Data,
-    epochs: int = EPOCHS,
-    batch_size: int = BATCH,
-    validation_split: float = VALIDATION_SPLIT,
-    progress: bool = False,
-    seed: int = 0,
-    learning_rate: float = LEARNING_RATE,
-    out: TextIO | None = None,
-) -> History:
-    """Train ``model`` with Adam on shuffled batches; validate on the held-out rows each epoch."""
-    torch = torch_module()
-    tqdm = _require("tqdm", '"qstore-core[demo]" (tqdm)').tqdm
-
-    opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    n_fit = data.split(validation_split)
-    x = torch.from_numpy(data.x_train)
-    y = torch.from_numpy(data.y_train)
-    x_fit, y_fit, x_val, y_val = x[:n_fit], y[:n_fit], x[n_fit:], y[n_fit:]
-    gen = torch.Generator().manual_seed(seed)
-    history = History()
-    steps = math.ceil(n_fit / batch_size)
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(n_fit, generator=gen)
-        total_loss = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
-        bar = tqdm(
-            range(steps),
-            desc=f"Epoch {epoch + 1}/{epochs}",
-            unit="batch",
-            disable=not progress,
-            file=out or sys.stderr,
-            leave=True,
-            dynamic_ncols=True,
-        )
-        for step in bar:
-            idx = order[step * batch_size : (step + 1) * batch_size]
-            xb, yb = x_fit[idx], y_fit[idx]
-            opt.zero_grad(set_to_none=True)
-            logits = model(xb)
-            loss = loss_fn(logits, yb)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                total_loss += loss.detach() * len(idx)
-                correct += (logits.argmax(dim=1) == yb).sum()
-            if progress and (step % 50 == 0 or step == steps - 1):
-                seen = min((step + 1) * batch_size, n_fit)
-                bar.set_postfix(
-                    loss=f"{float(total_loss) / seen:.4f}",
-                    acc=f"{float(correct) / seen:.4f}",
-                    refresh=False,
-                )
-        history.loss.append(float(total_loss) / n_fit)
-        history.accuracy.append(float(correct) / n_fit)
-        if len(x_val):
-            val_loss, val_acc = _torch_score(torch, model, loss_fn, x_val, y_val)
-            history.val_loss.append(val_loss)
-            history.val_accuracy.append(val_acc)
-        history.epoch_s.append(time.perf_counter() - t0)
-        if progress and history.val_loss:
-            bar.write(
-                f"  val_loss {history.val_loss[-1]:.4f}, val_accuracy "
-                f"{history.val_accuracy[-1]:.4f}",
-                file=out or sys.stderr,
+    ep = _demo_entry_points().get(framework)
+    dist = KNOWN_FRAMEWORKS.get(framework)
+    if ep is None:
+        if dist is None:
+            raise QStoreError(
+                f"framework must be one of {', '.join(frameworks())}, got {framework!r}"
             )
-        bar.close()
-    return history
-
-
-def _torch_score(torch: Any, model: Any, loss_fn: Any, x: Any, y: Any) -> tuple[float, float]:
-    model.eval()
-    total, correct = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(x), 1024):
-            logits = model(x[i : i + 1024])
-            total += float(loss_fn(logits, y[i : i + 1024])) * len(logits)
-            correct += int((logits.argmax(dim=1) == y[i : i + 1024]).sum())
-    return total / len(x), correct / len(x)
-
-
-def evaluate_torch(model: Any, data: Data) -> tuple[float, float]:
-    """Test loss and accuracy."""
-    torch = torch_module()
-    x, y = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
-    return _torch_score(torch, model, torch.nn.CrossEntropyLoss(), x, y)
-
-
-# -- plot ------------------------------------------------------------------------------------
-def plot_history(history: History, path: str | os.PathLike[str], title: str) -> Path:
-    """Learning curves (loss and accuracy, training and validation, per epoch) as a PNG."""
-    matplotlib = _require("matplotlib", '"qstore-core[demo]" (matplotlib)')
-    matplotlib.use("Agg")
-    plt = import_module("matplotlib.pyplot")
-    epochs = list(range(1, len(history.loss) + 1))
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+        raise DemoDependencyError(
+            f"the Fashion-MNIST demo with --framework {framework} needs {dist}, which is not "
+            f"installed; install it with: {install_hint(dist)}"
+        )
+    provider = ep.dist.name if ep.dist is not None else (dist or ep.value)
     try:
-        for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
-            ax.plot(epochs, getattr(history, key), "o-", label="training")
-            if getattr(history, f"val_{key}"):
-                ax.plot(epochs, getattr(history, f"val_{key}"), "s--", label="validation")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(label)
-            ax.set_xticks(epochs)
-            ax.grid(alpha=0.3)
-            ax.legend()
-        fig.suptitle(title)
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110)
-    finally:
-        plt.close(fig)
-    return out
+        with held_native_stderr():  # the framework's import-time lines
+            factory = ep.load()
+            trainer = factory()
+    except ImportError as exc:
+        raise DemoDependencyError(
+            f"the {framework!r} trainer of {provider} ({ep.value}) cannot be loaded: {exc}; "
+            f"reinstall it with: {install_hint(provider)}"
+        ) from exc
+    if not isinstance(trainer, Trainer):
+        raise QStoreError(
+            f"the {framework!r} entry point of {provider} ({ep.value}) gave {trainer!r}, which "
+            "is not a qstore.core.demos.fashion_mnist.Trainer (model_file, build, fit, "
+            "evaluate, save)"
+        )
+    return trainer
 
 
 # -- the demo --------------------------------------------------------------------------------
@@ -480,9 +374,9 @@ class DemoConfig:
     save: bool = True
 
     def __post_init__(self) -> None:
-        if self.framework not in FRAMEWORKS:
+        if self.framework not in frameworks():
             raise QStoreError(
-                f"framework must be one of {', '.join(FRAMEWORKS)}, got {self.framework!r}"
+                f"framework must be one of {', '.join(frameworks())}, got {self.framework!r}"
             )
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
@@ -493,6 +387,18 @@ class DemoConfig:
             value = getattr(self, name)
             if value is not None and value < 10:
                 raise QStoreError(f"{name} must be at least 10 images, got {value}")
+
+    def fit_settings(self, interactive: bool = False) -> FitSettings:
+        """The training part of these options."""
+        return FitSettings(
+            self.epochs,
+            self.batch_size,
+            self.validation_split,
+            self.learning_rate,
+            self.seed,
+            self.progress,
+            self.progress and interactive,
+        )
 
 
 @dataclass(frozen=True)
@@ -514,6 +420,25 @@ class DemoReport:
     summary_path: str | None
 
 
+def _save(
+    trainer: Trainer, model: Any, config: DemoConfig, history: History, accuracy: float
+) -> tuple[str, str]:
+    target = Path(config.out_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    model_path = target / trainer.model_file
+    trainer.save(model, model_path)
+    title = f"Q-Store Fashion-MNIST ({config.framework}): test accuracy {100 * accuracy:.1f} %"
+    plot_path = plot_history(history, target / "learning_curves.png", title)
+    return str(model_path), str(plot_path)
+
+
+def _write_summary(report: DemoReport, config: DemoConfig) -> DemoReport:
+    path = str(Path(config.out_dir) / "summary.json")
+    payload = asdict(report) | {"summary_path": path, "config": asdict(config)}
+    Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+    return replace(report, summary_path=path)
+
+
 def run_fashion_mnist_demo(
     config: DemoConfig | None = None, out: TextIO | None = None
 ) -> DemoReport:
@@ -528,10 +453,13 @@ def run_fashion_mnist_demo(
         f"AmplitudeEncoding({N_QUBITS}) -> QuantumLayer({N_QUBITS}, depth {DEPTH}) -> <Z> x "
         f"{N_QUBITS} -> Dense 128 -> Dense 10\n"
     )
+    out.flush()
+    trainer = load_trainer(config.framework)  # a missing framework fails before the data work
+    t_data = time.perf_counter()
     data = load_data(
         config.data_dir, config.n_train, config.n_test, download=config.download, seed=config.seed
     )
-    data_s = time.perf_counter() - t_start
+    data_s = time.perf_counter() - t_data
     n_fit = data.split(config.validation_split)
     w(
         f"Data: {n_fit} training, {len(data.x_train) - n_fit} validation and {len(data.x_test)} "
@@ -539,59 +467,16 @@ def run_fashion_mnist_demo(
     )
     out.flush()
 
-    model: Any
-    if config.framework == "keras":
-        keras = keras_module()
-        keras.utils.set_random_seed(config.seed)
-        model = build_keras_model(keras)
-        interactive = config.progress and hasattr(out, "isatty") and out.isatty()
-        verbose: int = (1 if interactive else 2) if config.progress else 0
-        history = fit_keras(
-            model,
-            data,
-            config.epochs,
-            config.batch_size,
-            config.validation_split,
-            verbose,
-            config.learning_rate,
-        )
-        t_eval = time.perf_counter()
-        test_loss, test_acc = evaluate_keras(model, data)
-    else:
-        torch = torch_module()
-        torch.manual_seed(config.seed)
-        model = build_torch_model(torch)
-        history = fit_torch(
-            model,
-            data,
-            config.epochs,
-            config.batch_size,
-            config.validation_split,
-            config.progress,
-            config.seed,
-            config.learning_rate,
-        )
-        t_eval = time.perf_counter()
-        test_loss, test_acc = evaluate_torch(model, data)
+    model = trainer.build("quantum", config.seed)
+    interactive = hasattr(out, "isatty") and out.isatty()
+    history = trainer.fit(model, data, config.fit_settings(interactive))
+    t_eval = time.perf_counter()
+    test_loss, test_acc = trainer.evaluate(model, data)
     evaluate_s = time.perf_counter() - t_eval
 
-    model_path = plot_path = summary_path = None
+    model_path = plot_path = None
     if config.save:
-        target = Path(config.out_dir)
-        target.mkdir(parents=True, exist_ok=True)
-        if config.framework == "keras":
-            model_path = str(target / "model.keras")
-            model.save(model_path)
-        else:
-            model_path = str(target / "model.pt")
-            torch.save(model.state_dict(), model_path)
-        plot_path = str(
-            plot_history(
-                history,
-                target / "learning_curves.png",
-                f"Q-Store Fashion-MNIST ({config.framework}): test accuracy {100 * test_acc:.1f} %",
-            )
-        )
+        model_path, plot_path = _save(trainer, model, config, history, test_acc)
     wall_s = time.perf_counter() - t_start
     report = DemoReport(
         config.framework,
@@ -609,10 +494,7 @@ def run_fashion_mnist_demo(
         None,
     )
     if config.save:
-        summary_path = str(Path(config.out_dir) / "summary.json")
-        payload = asdict(report) | {"summary_path": summary_path, "config": asdict(config)}
-        Path(summary_path).write_text(json.dumps(payload, indent=2) + "\n")
-        report = replace(report, summary_path=summary_path)
+        report = _write_summary(report, config)
 
     w(
         f"\nTest accuracy: {100 * test_acc:.2f} % ({len(data.x_test)} images, "
@@ -623,6 +505,7 @@ def run_fashion_mnist_demo(
         f"{config.epochs} epoch(s), test {evaluate_s:.1f} s)\n"
     )
     if config.save:
-        w(f"Saved: model {model_path}, learning curves {plot_path}, summary {summary_path}\n")
+        saved = f"model {model_path}, learning curves {plot_path}, summary {report.summary_path}"
+        w(f"Saved: {saved}\n")
     out.flush()
     return report

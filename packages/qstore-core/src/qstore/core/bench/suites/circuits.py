@@ -8,7 +8,9 @@ distinct circuits. Two modes:
 * ``one at a time``: each binding becomes its own bound circuit object, compiled and simulated
   alone (what a user looping over circuits gets; it includes compilation).
 
-Figures are exact ⟨Z_i⟩ for all 8 qubits, forward only.
+Figures are exact ⟨Z_i⟩ for all 8 qubits, forward only. Besides qstore-core's own, the
+contenders are the installed backends and what the installed distributions add to the cases
+``"circuits"`` and ``"circuits:one-at-a-time"`` (:mod:`qstore.core.bench.plugins`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ from collections.abc import Callable
 
 from qstore.core.bench import workload as wl
 from qstore.core.bench.harness import Run
+from qstore.core.bench.plugins import (
+    CIRCUITS,
+    CIRCUITS_ONE_AT_A_TIME,
+    Contender,
+    plugin_contenders,
+)
 from qstore.core.bench.runner import Log, Options
-from qstore.core.bench.suites.rw import Contender, measure_contenders, plugin_backends
+from qstore.core.bench.suites.rw import by_kind, measure_contenders, plugin_backends
 
 N_QUBITS = 8
 BATCH = "batch of 32 bindings"
@@ -54,39 +62,29 @@ def _local_single(dtype: str) -> Callable[[int], wl.Case]:
     return setup
 
 
-def _forward_only(setup: Callable[[int], wl.Case]) -> Callable[[int], wl.Case]:
-    return lambda n: wl.Case(setup(n).forward)
-
-
 def _label(mode: str) -> Callable[[int], str]:
     return lambda n: mode
 
 
-def contenders(single: bool) -> list[Contender]:
+def contenders(single: bool, options: Options, run: Run, log: Log) -> list[Contender]:
+    """qstore-core's contenders of one mode, then the installed distributions' (only the
+    forward call of each is timed)."""
     if single:
-        return [
-            Contender("qstore local complex128", "qstore", _local_single("complex128")),
-            Contender("qstore local complex64", "qstore", _local_single("complex64")),
-            Contender(
-                "qsimcirq, one circuit each", "peer", lambda n: wl.qsim_case(n, one_at_a_time=True)
-            ),
+        return by_kind(
+            [
+                Contender("qstore local complex128", "qstore", _local_single("complex128")),
+                Contender("qstore local complex64", "qstore", _local_single("complex64")),
+                *plugin_contenders(CIRCUITS_ONE_AT_A_TIME, Contender, options, run, log),
+            ]
+        )
+    return by_kind(
+        [
+            Contender("qstore local complex128", "qstore", _local_batch("complex128")),
+            Contender("qstore local complex64", "qstore", _local_batch("complex64")),
+            *plugin_backends(),
+            *plugin_contenders(CIRCUITS, Contender, options, run, log),
         ]
-    return [
-        Contender("qstore local complex128", "qstore", _local_batch("complex128")),
-        Contender("qstore local complex64", "qstore", _local_batch("complex64")),
-        *(Contender(c.name, c.kind, _forward_only(c.setup)) for c in plugin_backends()),
-        Contender("qstore.torch QuantumLayer", "qstore", _forward_only(wl.torch_layer_case)),
-        Contender(
-            "qstore.tf QuantumLayer (tf.function)", "qstore", _forward_only(wl.tf_layer_case)
-        ),
-        Contender(
-            "pennylane lightning.qubit",
-            "peer",
-            _forward_only(lambda n: wl.pennylane_lightning_case(n, device_vjp=False)),
-        ),
-        Contender("qsimcirq sweep", "peer", wl.qsim_case),
-        Contender("tfq Expectation", "peer", _forward_only(wl.tfq_case)),
-    ]
+    )
 
 
 def run(options: Options, run: Run, log: Log) -> None:
@@ -97,7 +95,7 @@ def run(options: Options, run: Run, log: Log) -> None:
         measure_contenders(
             "circuits",
             (N_QUBITS,),
-            contenders(single),
+            contenders(single, options, run, log),
             options,
             run,
             log,

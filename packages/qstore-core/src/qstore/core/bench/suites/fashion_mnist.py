@@ -14,6 +14,10 @@ next to:
 * the same model on TensorFlow Quantum (``Dense(6)`` angles -> ``RY`` encoding -> 4 x (``RY``,
   ``RZ``, CNOT chain) -> ``⟨Z_i⟩``, adjoint), where TFQ is installed (target: 5x faster).
 
+The models are :class:`~qstore.core.bench.plugins.TrainingContender` s of the installed
+distributions (case ``"fashion-mnist"``: qstore-tf's Keras models and TFQ's, qstore-torch's
+PyTorch models), built and trained with the demo's own functions. This module only runs them.
+
 Figures: fit time (median of the repetitions; each builds and fits a fresh model after one
 warm-up fit on a few batches), test accuracy, and, for the quantum models, where the time goes:
 the quantum block's forward + gradient per batch timed alone, times the steps of the fit.
@@ -22,34 +26,25 @@ the quantum block's forward + gradient per batch timed alone, times the steps of
 from __future__ import annotations
 
 import cProfile
-import math
 import pstats
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from qstore.core.bench import workload as wl
 from qstore.core.bench.harness import Result, Run, Timing
+from qstore.core.bench.plugins import FASHION_MNIST, Trained, TrainingContender, plugin_contenders
 from qstore.core.bench.runner import UNAVAILABLE, Log, Options, add_result, skip_note
-from qstore.core.demos import fashion_mnist as demo
 from qstore.core.demos.fashion_mnist import (
     BATCH,
-    DEPTH,
     EPOCHS,
     FEATURES,
-    N_QUBITS,
     VALIDATION_SPLIT,
     Data,
     load_data,
 )
-
-F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
 
 QUICK_TRAIN = 4800
 QUICK_TEST = 1000
@@ -57,171 +52,23 @@ FULL_REPS = 3
 REPEAT_BUDGET_S = 150.0  # no further repetitions once a contender has used this much
 
 
-@dataclass(frozen=True)
-class Trained:
-    """One fit: its seconds and the test accuracy reached."""
-
-    fit_s: float
-    accuracy: float
-
-
-@dataclass(frozen=True)
-class Model:
-    """A contender: ``fit(data, epochs) -> Trained`` and optionally its quantum block's timer."""
-
-    name: str
-    group: str
-    kind: str
-    fit: Callable[[Data, int], Trained]
-    quantum_step: Callable[[], Callable[[], object]] | None = None
+def models(options: Options, run: Run, log: Log) -> list[TrainingContender]:
+    """Every model the installed distributions contribute, the classical twins first (the
+    quantum models' profiles compare with their group's twin)."""
+    found = plugin_contenders(FASHION_MNIST, TrainingContender, options, run, log)
+    return sorted(found, key=lambda m: m.kind != "baseline")
 
 
-# -- Keras -----------------------------------------------------------------------------------
-def _keras() -> Any:
-    wl.tf_module()  # thread settings first
-    return demo.keras_module()
-
-
-def _keras_fit(block: Any) -> Callable[[Data, int], Trained]:
-    def fit(data: Data, epochs: int) -> Trained:
-        keras = _keras()
-        keras.utils.set_random_seed(0)
-        model = demo.build_keras_model(keras, block)
-        history = demo.fit_keras(model, data, epochs)
-        _, acc = demo.evaluate_keras(model, data)
-        return Trained(history.fit_s, acc)
-
-    return fit
-
-
-def _qstore_tf_block(keras: Any) -> list[Any]:
-    return demo._keras_quantum_block(keras)
-
-
-def _keras_block_step(make_block: Callable[[Any], list[Any]]) -> Callable[[], Callable[[], object]]:
-    """Forward + gradient of the quantum block alone on one batch, in ``tf.function``."""
-
-    def setup() -> Callable[[], object]:
-        keras = _keras()
-        tf = wl.tf_module()
-        block = make_block(keras)
-        x = tf.constant(np.random.default_rng(0).normal(size=(BATCH, 32)), dtype=tf.float32)
-        h = x
-        for layer in block:
-            h = layer(h)
-        variables = [v for layer in block for v in layer.trainable_variables]
-
-        def step() -> Any:
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                h = x
-                for layer in block:
-                    h = layer(h)
-                loss = tf.reduce_sum(h)
-            return tape.gradient(loss, [x, *variables])
-
-        compiled = tf.function(step)
-        return lambda: compiled()[0].numpy()
-
-    return setup
-
-
-def _tfq_block(keras: Any) -> list[Any]:
-    """``Dense(6)`` angles -> RW circuit on TFQ's adjoint expectation op, as Keras layers."""
-    import cirq
-    import sympy
-    import tensorflow as tf
-    import tensorflow_quantum as tfq
-
-    circuit, qubits, xs, ws = wl.cirq_rw(cirq, sympy, N_QUBITS, DEPTH)
-    op = tfq.differentiators.Adjoint().generate_differentiable_op(
-        analytic_op=tfq.get_expectation_op()
-    )
-
-    class TFQCircuit(keras.layers.Layer):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.program = tfq.convert_to_tensor([circuit])
-            self.names = tf.constant([str(s) for s in xs + ws])
-            self.ops = tfq.convert_to_tensor([[cirq.Z(q) for q in qubits]])
-            self.w = self.add_weight(
-                shape=(len(ws),),
-                initializer=keras.initializers.RandomUniform(0.0, 2 * math.pi),
-                name="weights",
-            )
-
-        def call(self, angles: Any) -> Any:
-            b = tf.shape(angles)[0]
-            values = tf.concat([angles, tf.tile(self.w[None, :], [b, 1])], axis=1)
-            return op(tf.tile(self.program, [b]), self.names, values, tf.tile(self.ops, [b, 1]))
-
-        def compute_output_shape(self, input_shape: Any) -> Any:
-            return (input_shape[0], N_QUBITS)
-
-    return [keras.layers.Dense(N_QUBITS), TFQCircuit()]
-
-
-# -- PyTorch ---------------------------------------------------------------------------------
-def _torch_fit(block: demo.Block) -> Callable[[Data, int], Trained]:
-    def fit(data: Data, epochs: int) -> Trained:
-        torch = wl.torch_module()
-        torch.manual_seed(0)
-        model = demo.build_torch_model(torch, block)
-        history = demo.fit_torch(model, data, epochs)
-        _, acc = demo.evaluate_torch(model, data)
-        return Trained(history.fit_s, acc)
-
-    return fit
-
-
-def _torch_block_step() -> Callable[[], object]:
-    torch = wl.torch_module()
-    block = torch.nn.Sequential(*demo._torch_quantum_block())
-    x = torch.randn(BATCH, 32, requires_grad=True)
-
-    def step() -> object:
-        block.zero_grad(set_to_none=True)
-        x.grad = None
-        loss = block(x).sum()
-        loss.backward()
-        return loss
-
-    return step
-
-
-def models() -> list[Model]:
-    """Every model of the suite (those whose library is missing are skipped)."""
-    return [
-        Model("classical Dense(6, tanh)", "keras", "baseline", _keras_fit("classical")),
-        Model(
-            "qstore.tf quantum",
-            "keras",
-            "qstore",
-            _keras_fit("quantum"),
-            _keras_block_step(_qstore_tf_block),
-        ),
-        Model(
-            "tfq quantum", "keras", "peer", _keras_fit(_tfq_block), _keras_block_step(_tfq_block)
-        ),
-        Model("classical Linear(6) + tanh", "pytorch", "baseline", _torch_fit("classical")),
-        Model(
-            "qstore.torch quantum",
-            "pytorch",
-            "qstore",
-            _torch_fit("quantum"),
-            _torch_block_step,
-        ),
-    ]
-
-
-def _warm_up(model: Model, data: Data) -> None:
+def _warm_up(model: TrainingContender, data: Data) -> None:
     """One short fit: imports, kernel caches and first-call costs out of the timed fits."""
     n = min(len(data.x_train), 8 * BATCH)
     small = Data(data.x_train[:n], data.y_train[:n], data.x_test[:BATCH], data.y_test[:BATCH])
     model.fit(small, 1)
 
 
-def _profile(model: Model, data: Data, epochs: int, fit_s: float, twin_s: float | None) -> str:
+def _profile(
+    model: TrainingContender, data: Data, epochs: int, fit_s: float, twin_s: float | None
+) -> str:
     """Where the time goes: the quantum block timed alone, against the whole fit."""
     assert model.quantum_step is not None
     step = model.quantum_step()
@@ -248,7 +95,7 @@ def _profile(model: Model, data: Data, epochs: int, fit_s: float, twin_s: float 
     return "\n".join(lines)
 
 
-def _python_profile(model: Model, data: Data, steps: int = 150, top: int = 12) -> str:
+def _python_profile(model: TrainingContender, data: Data, steps: int = 150, top: int = 12) -> str:
     """The functions where a short fit (``steps`` batches, one epoch) spends its own time.
 
     Python-level (cProfile): eager PyTorch shows its operators one by one; Keras' compiled
@@ -290,6 +137,16 @@ def run(options: Options, run: Run, log: Log) -> None:
     quick = options.quick
     epochs = int(options.extra.get("epochs") or (1 if quick else EPOCHS))
     reps = options.reps if options.reps is not None else (1 if quick else FULL_REPS)
+    candidates = [m for m in models(options, run, log) if options.selected(f"{m.group} {m.name}")]
+    if not candidates:
+        why = "no model selected" if options.plugins != () else "--no-plugins"
+        skip_note(
+            run,
+            log,
+            "the fashion-mnist suite",
+            f"{why}: its models come from qstore-tf (Keras, TFQ) and qstore-torch (PyTorch)",
+        )
+        return
     try:
         t0 = time.perf_counter()
         data = load_data(
@@ -312,9 +169,7 @@ def run(options: Options, run: Run, log: Log) -> None:
         "reps": reps,
     }
     twins: dict[str, float] = {}
-    for model in models():
-        if not options.selected(f"{model.group} {model.name}"):
-            continue
+    for model in candidates:
         try:
             _warm_up(model, data)
         except UNAVAILABLE as exc:

@@ -1,7 +1,8 @@
 """Suite ``rw``: the reference workload, forward and forward + gradient, at several sizes.
 
 Contenders: every installed Q-Store backend (``local`` in complex128 and complex64, plugins such
-as ``qsim`` and ``lightning``), the framework layers (``qstore.torch``, ``qstore.tf``), and the
+as ``qsim`` and ``lightning``) and what the installed distributions add (case ``"rw"`` of
+:mod:`qstore.core.bench.plugins`): the framework layers (``qstore.torch``, ``qstore.tf``) and the
 peers PennyLane ``lightning.qubit`` (adjoint, with and without ``device_vjp``), ``default.qubit``
 (torch backprop), qsimcirq (sweeps, forward only) and TensorFlow Quantum (``Expectation``, adjoint;
 only in an environment that has it). Figures are samples/s: 32 / median seconds of one batch.
@@ -12,25 +13,14 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from qstore.core.bench import workload as wl
 from qstore.core.bench.harness import Result, Run
+from qstore.core.bench.plugins import RW, Contender, plugin_contenders
 from qstore.core.bench.runner import UNAVAILABLE, Log, Options, Predictor, add_result, skip_note
 
 QUBITS = (4, 8, 12, 16, 20)
 QUICK_QUBITS = (4, 8, 12)
-
-
-@dataclass(frozen=True)
-class Contender:
-    """A named way to run RW: ``setup(n)`` returns the calls to time."""
-
-    name: str
-    kind: str
-    setup: Callable[[int], wl.Case]
-    max_n: int | None = None
-    why_max: str = ""
 
 
 def _local(dtype: str) -> Callable[[int], wl.Case]:
@@ -66,34 +56,22 @@ def plugin_backends() -> list[Contender]:
     return out
 
 
-def contenders() -> list[Contender]:
-    """Every contender this suite knows, installed or not (unavailable ones are skipped)."""
-    return [
-        Contender("qstore local complex128", "qstore", _local("complex128")),
-        Contender("qstore local complex64", "qstore", _local("complex64")),
-        *plugin_backends(),
-        Contender("qstore.torch QuantumLayer", "qstore", wl.torch_layer_case),
-        Contender("qstore.tf QuantumLayer (tf.function)", "qstore", wl.tf_layer_case),
-        Contender(
-            "pennylane lightning.qubit adjoint",
-            "peer",
-            lambda n: wl.pennylane_lightning_case(n, device_vjp=False),
-        ),
-        Contender(
-            "pennylane lightning.qubit adjoint device_vjp",
-            "peer",
-            lambda n: wl.pennylane_lightning_case(n, device_vjp=True),
-        ),
-        Contender(
-            "pennylane default.qubit torch backprop",
-            "peer",
-            wl.pennylane_default_case,
-            max_n=16,
-            why_max="backprop keeps every intermediate state: tens of GB at n = 20",
-        ),
-        Contender("qsimcirq sweep", "peer", wl.qsim_case),
-        Contender("tfq Expectation adjoint", "peer", wl.tfq_case),
-    ]
+def by_kind(contenders: list[Contender]) -> list[Contender]:
+    """Ours first, then the peers (stable within each)."""
+    return sorted(contenders, key=lambda c: c.kind != "qstore")
+
+
+def contenders(options: Options, run: Run, log: Log) -> list[Contender]:
+    """qstore-core's contenders, the installed backends and the installed distributions'
+    (unavailable ones are skipped when they are set up)."""
+    return by_kind(
+        [
+            Contender("qstore local complex128", "qstore", _local("complex128")),
+            Contender("qstore local complex64", "qstore", _local("complex64")),
+            *plugin_backends(),
+            *plugin_contenders(RW, Contender, options, run, log),
+        ]
+    )
 
 
 def measure_contenders(
@@ -178,4 +156,4 @@ def run(options: Options, run: Run, log: Log) -> None:
     """Measure RW for every selected contender at ``options.qubits`` (default 4 ... 20)."""
     sizes = options.qubits or (QUICK_QUBITS if options.quick else QUBITS)
     run.options["rw"] = {"qubits": list(sizes), "batch": wl.BATCH, "layers": wl.LAYERS}
-    measure_contenders("rw", tuple(sizes), contenders(), options, run, log)
+    measure_contenders("rw", tuple(sizes), contenders(options, run, log), options, run, log)

@@ -1,0 +1,2 @@
+"""PyTorch implementations of the ``qstore demo`` models (see
+:mod:`qstore.torch.demos.fashion_mnist`)."""
