@@ -38,18 +38,23 @@ def _numpy(t: torch.Tensor) -> npt.NDArray[np.float64]:
 
 
 class BackendExpectation(torch.autograd.Function):
-    """``(inputs [B, P], weights [S], adapter) -> expectations [B, n_obs]`` on a backend.
+    """``(inputs [B, P], weights [S], adapter[, keep]) -> expectations [B, n_obs]``.
 
     The output has the dtype and device of ``inputs``. The forward pass is kept for the
-    backward pass (one backend call each per training step; see :mod:`qstore.core.adapter`).
+    backward pass (one backend call each per training step; see :mod:`qstore.core.adapter`);
+    ``keep=False`` (what callers pass under ``torch.no_grad()``) keeps nothing.
     """
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx, inputs: torch.Tensor, weights: torch.Tensor, adapter: ExpectationAdapter
+        ctx: FunctionCtx,
+        inputs: torch.Tensor,
+        weights: torch.Tensor,
+        adapter: ExpectationAdapter,
+        keep: bool = True,
     ) -> torch.Tensor:
-        keep = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])  # type: ignore[attr-defined]
-        fwd = adapter.forward(_numpy(inputs), _numpy(weights), keep=keep)
+        needed = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]  # type: ignore[attr-defined]
+        fwd = adapter.forward(_numpy(inputs), _numpy(weights), keep=keep and bool(needed))
         ctx.adapter = adapter  # type: ignore[attr-defined]
         ctx.fwd = fwd  # type: ignore[attr-defined]
         ctx.meta = (inputs.dtype, inputs.device, weights.dtype, weights.device)  # type: ignore[attr-defined]
@@ -67,6 +72,7 @@ class BackendExpectation(torch.autograd.Function):
             torch.as_tensor(gw, dtype=w_dtype, device=w_device)
             if ctx.needs_input_grad[1]
             else None,
+            None,
             None,
         )
 

@@ -291,7 +291,8 @@ class _QuantumModule(nn.Module):
             out = engine.expectations(tpl.measure(), inputs[:, :0], final)
         else:
             adapter = tpl.adapter(self._backend_obj(), self.gradient_method, self.shots)
-            out = BackendExpectation.apply(inputs, w.reshape(-1), adapter)  # type: ignore[no-untyped-call]
+            keep = torch.is_grad_enabled()  # nothing to keep for inference
+            out = BackendExpectation.apply(inputs, w.reshape(-1), adapter, keep)  # type: ignore[no-untyped-call]
         return out if out.dtype == weights.dtype else out.to(weights.dtype)
 
     def _check_device(self, x: torch.Tensor, ref: torch.Tensor) -> None:
