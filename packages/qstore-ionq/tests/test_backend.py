@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 
 import httpx
@@ -19,6 +20,7 @@ from qstore.ionq import (
     IonQConfigError,
     IonQHardwareBackend,
     IonQSimulatorBackend,
+    IonQTimeoutError,
     ionq_key_to_bits,
 )
 from qstore.ionq.testing import IonQEmulator
@@ -164,6 +166,26 @@ def test_sync_methods_work_inside_a_running_event_loop(make_backend: MakeBackend
         return float(sync)
 
     assert math.isclose(asyncio.run(inside()), math.cos(0.5), abs_tol=1e-12)
+
+
+def test_cancelling_or_timing_out_a_call_cancels_its_job(
+    make_backend: MakeBackend, emulator: IonQEmulator
+) -> None:
+    emulator.queue_delay = 5.0
+    backend = make_backend()
+    c = qc.UnifiedCircuit(1).add_gate("H", 0)
+
+    async def caller_gives_up() -> None:
+        await asyncio.wait_for(backend.execute(c, shots=10), timeout=0.3)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(caller_gives_up())
+    with pytest.raises(IonQTimeoutError, match="canceled"):
+        asyncio.run(backend.execute(c, shots=10, timeout=0.3))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(j["status"] != "canceled" for j in emulator.jobs()):
+        time.sleep(0.01)
+    assert [j["status"] for j in emulator.jobs()] == ["canceled", "canceled"]
 
 
 def test_execute_binds_missing_symbols_to_zero_with_a_warning(make_backend: MakeBackend) -> None:

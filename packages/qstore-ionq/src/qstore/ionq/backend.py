@@ -20,6 +20,7 @@ import logging
 import math
 import threading
 import warnings
+import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -244,6 +245,8 @@ class IonQBackend:
         with self._loop_lock:
             if self._loop is None:
                 self._loop = _LoopThread()
+                # stop the private loop when the backend is garbage collected without close()
+                weakref.finalize(self, self._loop.loop.call_soon_threadsafe, self._loop.loop.stop)
             return self._loop
 
     def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
