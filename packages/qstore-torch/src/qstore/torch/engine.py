@@ -1,11 +1,13 @@
 """The core's array-generic engine on torch tensors.
 
 :class:`TorchOps` implements :class:`qstore.core.engine.generic.ArrayOps` with torch operations,
-so :func:`qstore.core.engine.generic.forward` runs a compiled
-:class:`~qstore.core.engine.program.Program` on the device of its inputs and torch autograd
-differentiates it (weights and inputs alike). There is no second simulator here: only the
-primitives the core's engine asks for, and a cache that turns the program's NumPy constants
-(gate Fourier tables, permutation indices, observable masks) into device tensors once.
+so the core's engine runs a compiled :class:`~qstore.core.engine.program.Program` on the device
+of its inputs. A training step is one ``torch.autograd.Function``: the forward pass keeps the
+state after every op and the backward pass is the core's adjoint sweep
+(:mod:`qstore.core.engine.adjoint`) on the same tensors, a few large operations per op, not
+autograd over the many small ones of the forward pass. There is no second simulator here: only
+the primitives the core's engine asks for, and a cache that turns the program's NumPy constants
+(gate tables, permutation indices, observable masks) into device tensors once.
 
 >>> import torch
 >>> import qstore.core as qc
@@ -26,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from qstore.core.engine import generic
+from qstore.core.engine import adjoint, generic
 from qstore.core.engine.program import Program
 
 __all__ = ["TorchOps", "compute_dtypes", "expectations", "final_state", "torch_ops"]
@@ -141,6 +143,21 @@ class TorchOps:
     def shape(self, x: torch.Tensor) -> tuple[int, ...]:
         return tuple(x.shape)
 
+    def to_complex(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.complex_dtype)
+
+    def concat(self, xs: Sequence[torch.Tensor], axis: int) -> torch.Tensor:
+        return torch.cat(list(xs), dim=axis)
+
+    def sum(self, x: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
+        return x.sum(dim=axis)
+
+    def kron(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Kronecker product over the last two axes (leading axes broadcast)."""
+        da, db = a.shape[-1], b.shape[-1]
+        out = a[..., :, None, :, None] * b[..., None, :, None, :]
+        return out.reshape(*out.shape[:-4], da * db, da * db)
+
 
 _OPS: dict[tuple[str, torch.dtype], TorchOps] = {}
 _OPS_LOCK = threading.Lock()
@@ -172,6 +189,93 @@ def _full_precision(values: torch.Tensor) -> torch.autocast:
     return torch.autocast(device_type=values.device.type, enabled=False)
 
 
+#: Registers up to this many qubits simulate on NumPy when the tensors live on the CPU: per
+#: operation NumPy costs about half of what eager torch does, which decides small registers
+#: (RW forward + gradient, 1 thread: n=8 13,300 vs 6,000 samples/s); from about 12 qubits on,
+#: torch's kernels win (n=16: 45 vs 20).
+NUMPY_MAX_QUBITS = 11
+
+_NUMPY_OPS = {
+    torch.complex64: generic.NumpyOps(np.complex64),
+    torch.complex128: generic.NumpyOps(np.complex128),
+}
+
+
+def _to_numpy(x: torch.Tensor | None) -> Any:
+    return None if x is None else x.detach().numpy()
+
+
+class _Simulate(torch.autograd.Function):
+    """Forward pass and adjoint VJP of a program as one autograd node.
+
+    Inputs: bindings ``values [B, P]`` and an optional initial state ``[B, 2**n]``. Output:
+    expectations ``[B, n_obs]`` (``measure=True``) or the final states ``[B, 2**n]``. On the
+    CPU, small registers run on NumPy arrays that share the tensors' memory.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        values: torch.Tensor,
+        initial_state: torch.Tensor | None,
+        prog: Program,
+        ops: Any,
+        measure: bool,
+    ) -> torch.Tensor:
+        numpy = isinstance(ops, generic.NumpyOps)
+        v, init = (
+            (_to_numpy(values), _to_numpy(initial_state)) if numpy else (values, initial_state)
+        )
+        tr = adjoint.trace(ops, prog, v, init)
+        ctx.trace, ctx.prog, ctx.ops, ctx.measure = tr, prog, ops, measure
+        out = generic.expectations(ops, prog, tr.final) if measure else tr.final
+        return torch.from_numpy(np.ascontiguousarray(out)) if numpy else out
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None, None]:
+        tr, prog, ops = ctx.trace, ctx.prog, ctx.ops
+        numpy = isinstance(ops, generic.NumpyOps)
+        g = _to_numpy(grad) if numpy else grad
+        # torch hands a complex output's gradient as 2 dL/d conj(psi); the costate is half of it
+        lam = adjoint.costate(ops, prog, tr.final, g) if ctx.measure else g * 0.5
+        gv, lam_in = adjoint.backward(ops, prog, tr, lam)
+        g_state = None if lam_in is None or not ctx.needs_input_grad[1] else 2.0 * lam_in
+        if numpy:
+            gv = torch.from_numpy(np.ascontiguousarray(gv))
+            g_state = None if g_state is None else torch.from_numpy(np.ascontiguousarray(g_state))
+        return (gv if ctx.needs_input_grad[0] else None), g_state, None, None, None
+
+
+def _functorch_active() -> bool:
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(active()) if active is not None else False
+
+
+def _simulate(
+    prog: Program, values: torch.Tensor, initial_state: torch.Tensor | None, measure: bool
+) -> torch.Tensor:
+    ops = torch_ops(values.device, compute_dtypes(values.dtype)[1])
+    with _full_precision(values):
+        wants_grad = torch.is_grad_enabled() and (
+            values.requires_grad or (initial_state is not None and initial_state.requires_grad)
+        )
+        # torch.compile and torch.func transforms (grad, vmap) trace the forward pass op by op
+        one_node = not torch.compiler.is_compiling() and not _functorch_active()
+        if wants_grad and one_node:
+            use_numpy = values.device.type == "cpu" and prog.n_qubits <= NUMPY_MAX_QUBITS
+            eng = _NUMPY_OPS[ops.complex_dtype] if use_numpy else ops
+            out: torch.Tensor = _Simulate.apply(  # type: ignore[no-untyped-call]
+                values, initial_state, prog, eng, measure
+            )
+            return out
+        with torch.no_grad() if not (wants_grad or _functorch_active()) else torch.enable_grad():
+            state: torch.Tensor = generic.run(ops, prog, values, initial_state=initial_state)
+            result: torch.Tensor = generic.expectations(ops, prog, state) if measure else state
+            return result
+
+
 def expectations(
     prog: Program, values: torch.Tensor, initial_state: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -179,18 +283,14 @@ def expectations(
 
     ``values`` holds every binding column (per-sample first, then shared, as compiled); its
     dtype picks the simulation precision. ``initial_state [B, 2**n]`` replaces ``|0...0>``.
+    Under autograd, the gradient is the adjoint pass (one autograd node for the whole circuit);
+    inside ``torch.compile`` and ``torch.func`` transforms the forward pass is traced op by op.
     """
-    ops = torch_ops(values.device, compute_dtypes(values.dtype)[1])
-    with _full_precision(values):
-        out: torch.Tensor = generic.forward(ops, prog, values, initial_state=initial_state)
-    return out
+    return _simulate(prog, values, initial_state, True)
 
 
 def final_state(
     prog: Program, values: torch.Tensor, initial_state: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Final state vectors ``[B, 2**n]`` of ``prog`` (qubit 0 the most significant bit)."""
-    ops = torch_ops(values.device, compute_dtypes(values.dtype)[1])
-    with _full_precision(values):
-        out: torch.Tensor = generic.run(ops, prog, values, initial_state=initial_state)
-    return out
+    return _simulate(prog, values, initial_state, False)
