@@ -18,6 +18,7 @@ with a note.
 
 >>> from qstore.core.bench.plugins import Contender
 >>> from qstore.core.bench.workload import Case
+from qstore.core.demos.fashion_mnist import held_native_stderr
 >>> Contender("mine", "qstore", lambda n: Case(lambda: None)).kind
 'qstore'
 """
@@ -27,14 +28,12 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from qstore.core.bench.harness import BenchError, Run
 from qstore.core.bench.runner import Log, Options, skip_note
 from qstore.core.bench.workload import Case
-
-if TYPE_CHECKING:
-    from qstore.core.demos.fashion_mnist import Data
+from qstore.core.demos.fashion_mnist import Data, held_native_stderr
 
 __all__ = [
     "BENCH_ENTRY_POINT_GROUP",
@@ -152,7 +151,8 @@ def installed() -> dict[str, str]:
 def _load(ep: importlib.metadata.EntryPoint) -> _Source:
     dist = ep.dist.name if ep.dist is not None else ep.value
     try:
-        fn: Any = ep.load()
+        with held_native_stderr():  # frameworks' import-time lines (shown if loading fails)
+            fn: Any = ep.load()
     except Exception as exc:  # a broken plugin must not end the whole run
         why = (
             f"the contenders of {dist} ({ep.value}) could not be loaded "
