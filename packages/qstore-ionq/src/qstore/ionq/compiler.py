@@ -613,7 +613,15 @@ def _number(gate: dict[str, Any], key: str, default: float | None = None) -> flo
     return float(value)
 
 
+_NATIVE_1Q = {"gpi": "GPI", "gpi2": "GPI2"}
+
+
 def _read_gate(gate: Any, native: bool) -> list[tuple[str, tuple[int, ...], tuple[float, ...]]]:
+    if native and type(gate) is dict:  # the common case first: a well-formed GPI or GPI2
+        kind = _NATIVE_1Q.get(gate.get("gate"))  # type: ignore[arg-type]
+        t, ph = gate.get("target"), gate.get("phase")
+        if kind and type(t) is int and type(ph) is float and math.isfinite(ph):
+            return [(kind, (t,), (TWO_PI * ph,))]
     if not isinstance(gate, dict) or not isinstance(gate.get("gate"), str):
         raise IonQCompilerError(f"Each gate must be an object with a 'gate' name, got {gate!r}.")
     name = gate["gate"].lower()
@@ -682,8 +690,12 @@ def read_gates(
     if not isinstance(gates, list):
         raise IonQCompilerError(f"'circuit' must be a list of gates, got {type(gates).__name__}.")
     out: list[tuple[str, tuple[int, ...], tuple[float, ...]]] = []
+    native = gs == "native"
     for g in gates:
-        for name, qs, ps in _read_gate(g, gs == "native"):
+        for name, qs, ps in _read_gate(g, native):
+            if len(qs) == 1 and 0 <= qs[0] < n_qubits:
+                out.append((name, qs, ps))
+                continue
             if any(not 0 <= q < n_qubits for q in qs) or len(set(qs)) != len(qs):
                 raise IonQCompilerError(
                     f"Gate {g!r} uses qubits {list(qs)}, outside 0 .. {n_qubits - 1} or repeated."
