@@ -45,6 +45,7 @@ def _check_peers(module: Any) -> list[str]:
     return checked
 
 
+@pytest.mark.slow
 def test_qsimcirq_peers_run_rw() -> None:
     module = pytest.importorskip("qstore.sim.qsim.bench")
     assert installed().get("qsim") == "qstore-sim-qsim"
