@@ -18,7 +18,6 @@ with a note.
 
 >>> from qstore.core.bench.plugins import Contender
 >>> from qstore.core.bench.workload import Case
-from qstore.core.demos.fashion_mnist import held_native_stderr
 >>> Contender("mine", "qstore", lambda n: Case(lambda: None)).kind
 'qstore'
 """
