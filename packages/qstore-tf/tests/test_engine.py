@@ -106,3 +106,50 @@ def test_moveaxis_matches_numpy() -> None:
 def test_bad_dtype_is_refused() -> None:
     with pytest.raises(TypeError, match="float32 or float64"):
         TFOps(tf.int32)
+
+
+@pytest.mark.parametrize("numpy_engine", [True, False], ids=["numpy", "tf-ops"])
+def test_state_in_state_out_gradients_match_finite_differences(
+    numpy_engine: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both implementations of the one custom gradient: NumPy through tf.numpy_function (CPU,
+    # small registers) and TensorFlow ops (GPUs, large registers), inside tf.function.
+    if not numpy_engine:
+        monkeypatch.setattr(engine, "NUMPY_MAX_QUBITS", 0)
+    n, bsz = 3, 4
+    rng = np.random.default_rng(3)
+    c = _mixed_circuit(n)
+    wnames = list(c.parameter_names)
+    prog = engine.program(c, [], wnames, None)
+    w0 = rng.uniform(-3, 3, len(wnames))
+    psi = rng.normal(size=(bsz, 2**n)) + 1j * rng.normal(size=(bsz, 2**n))
+    psi /= np.linalg.norm(psi, axis=1, keepdims=True)
+    weight = rng.normal(size=(bsz, 2**n))
+
+    @tf.function
+    def loss_and_grads(w: tf.Tensor, s: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        with tf.GradientTape() as tape:
+            tape.watch([w, s])
+            out = engine.evolve(prog, engine.bindings(None, w, s), s)
+            loss = tf.reduce_sum(tf.abs(out) ** 2 * weight)
+        gw, gs = tape.gradient(loss, [w, s])
+        return loss, gw, gs
+
+    def loss_of(w: np.ndarray, s: np.ndarray) -> float:
+        return float(loss_and_grads(tf.constant(w), tf.constant(s))[0])
+
+    _, gw, gs = loss_and_grads(tf.constant(w0), tf.constant(psi))
+    h = 1e-6
+    for k in range(len(w0)):
+        step = np.zeros_like(w0)
+        step[k] = h
+        fd = (loss_of(w0 + step, psi) - loss_of(w0 - step, psi)) / (2 * h)
+        assert abs(gw.numpy()[k] - fd) < 1e-7
+    # d/dpsi in TensorFlow's convention: dL/dRe + i dL/dIm
+    for b, j in [(0, 0), (1, 3), (3, 7)]:
+        for unit in (1.0, 1j):
+            step = np.zeros_like(psi)
+            step[b, j] = h * unit
+            fd = (loss_of(w0, psi + step) - loss_of(w0, psi - step)) / (2 * h)
+            got = gs.numpy()[b, j].real if unit == 1.0 else gs.numpy()[b, j].imag
+            assert abs(got - fd) < 1e-7

@@ -2,8 +2,13 @@
 
 :class:`TFOps` implements the array operations of :mod:`qstore.core.engine.generic` with
 TensorFlow ops, so the one engine of Q-Store runs inside ``tf.function``, under ``tf.distribute``
-strategies and on GPUs, and TensorFlow's autodiff gives the gradients. :func:`expectation` and
-:func:`evolve` are what the Keras layers call.
+strategies and on GPUs. :func:`expectation` and :func:`evolve` are what the Keras layers call;
+each is one ``tf.custom_gradient`` whose backward pass is the core's adjoint sweep
+(:mod:`qstore.core.engine.adjoint`), not TensorFlow's autodiff over the many small operations of
+the forward pass. On the CPU, registers up to :data:`NUMPY_MAX_QUBITS` qubits run on NumPy
+through ``tf.numpy_function`` (eagerly and inside ``tf.function`` alike), which costs less per
+operation than TensorFlow's kernels; the forward pass hands the backward pass a token for the
+states it kept.
 
 The batch dimension may be unknown while tracing (``None`` in a ``tf.function`` signature):
 :meth:`TFOps.shape` gives static sizes as ints and unknown ones as scalar tensors, which
@@ -19,6 +24,9 @@ The batch dimension may be unknown while tracing (``None`` in a ``tf.function`` 
 
 from __future__ import annotations
 
+import itertools
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +35,7 @@ import numpy.typing as npt
 import tensorflow as tf
 
 from qstore.core.circuit import UnifiedCircuit
-from qstore.core.engine import generic
+from qstore.core.engine import adjoint, generic
 from qstore.core.engine.program import Program, compile_program
 from qstore.core.observables import as_observables
 
@@ -112,6 +120,15 @@ class TFOps:
     def unstack(self, x: Tensor, axis: int) -> list[Tensor]:
         return list(tf.unstack(x, axis=axis))
 
+    def to_complex(self, x: Tensor) -> Tensor:
+        return tf.cast(x, self.complex_dtype)
+
+    def concat(self, xs: Sequence[Tensor], axis: int) -> Tensor:
+        return tf.concat(list(xs), axis=axis)
+
+    def sum(self, x: Tensor, axis: int | tuple[int, ...]) -> Tensor:
+        return tf.reduce_sum(x, axis=list(axis) if isinstance(axis, tuple) else axis)
+
     def shape(self, x: Tensor) -> tuple[Any, ...]:
         static = x.shape.as_list()
         if all(s is not None for s in static):
@@ -159,16 +176,133 @@ def bindings(inputs: Tensor | None, weights: Tensor, batch_of: Tensor) -> Tensor
     return tf.concat([tf.cast(inputs, weights.dtype), tiled], axis=1)
 
 
+#: On the CPU, registers up to this many qubits simulate on NumPy (see the module docstring).
+NUMPY_MAX_QUBITS = 11
+
+_KEPT = 8  # forward passes held for their backward passes (per process)
+
+
+class _Kept:
+    """Forward traces by token, the most recent ``_KEPT`` of them (thread-safe: replicas of a
+    distribution strategy call in parallel)."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[int, adjoint.Trace] = OrderedDict()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def put(self, tr: adjoint.Trace) -> int:
+        with self._lock:
+            token = next(self._ids)
+            self._items[token] = tr
+            while len(self._items) > _KEPT:
+                self._items.popitem(last=False)
+            return token
+
+    def pop(self, token: int) -> adjoint.Trace | None:
+        with self._lock:
+            return self._items.pop(token, None)
+
+
+_kept = _Kept()
+_NUMPY_OPS = {
+    tf.float32: generic.NumpyOps(np.complex64),
+    tf.float64: generic.NumpyOps(np.complex128),
+}
+_HAS_GPU: list[bool] = []
+
+
+def _use_numpy(prog: Program) -> bool:
+    if not _HAS_GPU:
+        _HAS_GPU.append(bool(tf.config.list_logical_devices("GPU")))
+    return prog.n_qubits <= NUMPY_MAX_QUBITS and not _HAS_GPU[0]
+
+
+def _numpy_simulate(
+    prog: Program, values: Tensor, initial_state: Tensor | None, measure: bool
+) -> Tensor:
+    """The engine on NumPy inside one ``tf.custom_gradient`` (see the module docstring)."""
+    rdtype = tf.as_dtype(values.dtype)
+    cdtype = _COMPLEX[rdtype]
+    ops = _NUMPY_OPS[rdtype]
+    has_init = initial_state is not None
+    assert prog.observables is not None or not measure
+    width = prog.observables.n_obs if measure and prog.observables else 1 << prog.n_qubits
+    out_dtype = rdtype if measure else cdtype
+
+    def forward(v: Any, *init: Any) -> tuple[Any, np.int64]:
+        tr = adjoint.trace(ops, prog, v, init[0] if init else None)
+        out = generic.expectations(ops, prog, tr.final) if measure else tr.final
+        return np.asarray(out, dtype=out_dtype.as_numpy_dtype), np.int64(_kept.put(tr))
+
+    def backward(token: Any, g: Any, v: Any, *init: Any) -> list[Any]:
+        tr = _kept.pop(int(token))
+        if tr is None:  # dropped (many forward passes without backward) or another process
+            tr = adjoint.trace(ops, prog, v, init[0] if init else None)
+        # TensorFlow hands a complex output's gradient as 2 dL/d conj(psi)
+        lam = adjoint.costate(ops, prog, tr.final, g) if measure else g * 0.5
+        gv, lam_in = adjoint.backward(ops, prog, tr, lam)
+        out = [np.asarray(gv, dtype=rdtype.as_numpy_dtype)]
+        if has_init:
+            assert lam_in is not None
+            out.append(np.asarray(2.0 * lam_in, dtype=cdtype.as_numpy_dtype))
+        return out
+
+    @tf.custom_gradient
+    def run(*args: Tensor) -> Any:
+        y, token = tf.numpy_function(forward, list(args), [out_dtype, tf.int64], stateful=True)
+        y.set_shape([args[0].shape[0], width])
+
+        def grad(dy: Tensor) -> Any:
+            kinds = [rdtype, cdtype] if has_init else [rdtype]
+            res = tf.numpy_function(backward, [token, dy, *args], kinds, stateful=True)
+            res = list(res) if isinstance(res, (list, tuple)) else [res]
+            for r, a in zip(res, args, strict=True):
+                r.set_shape(a.shape)
+            return res if has_init else res[0]
+
+        return y, grad
+
+    args = [values] if initial_state is None else [values, tf.cast(initial_state, cdtype)]
+    return run(*args)
+
+
+def _tf_simulate(
+    prog: Program, values: Tensor, initial_state: Tensor | None, measure: bool
+) -> Tensor:
+    """The engine on TensorFlow ops inside one ``tf.custom_gradient`` (GPUs, large registers)."""
+    ops = ops_for(values.dtype)
+    has_init = initial_state is not None
+
+    @tf.custom_gradient
+    def run(*args: Tensor) -> Any:
+        tr = adjoint.trace(ops, prog, args[0], args[1] if has_init else None)
+        y = generic.expectations(ops, prog, tr.final) if measure else tr.final
+
+        def grad(dy: Tensor) -> Any:
+            lam = adjoint.costate(ops, prog, tr.final, dy) if measure else dy * 0.5
+            gv, lam_in = adjoint.backward(ops, prog, tr, lam)
+            return [gv, 2.0 * lam_in] if has_init else gv
+
+        return y, grad
+
+    return run(values) if initial_state is None else run(values, initial_state)
+
+
+def _simulate(prog: Program, values: Tensor, initial_state: Tensor | None, measure: bool) -> Tensor:
+    if _use_numpy(prog):
+        return _numpy_simulate(prog, values, initial_state, measure)
+    return _tf_simulate(prog, values, initial_state, measure)
+
+
 def expectation(prog: Program, values: Tensor, initial_state: Tensor | None = None) -> Tensor:
     """Expectations ``[B, n_obs]`` for bindings ``values [B, P]`` (dtype of ``values``)."""
-    ops = ops_for(values.dtype)
-    return generic.forward(ops, prog, values, initial_state)
+    return _simulate(prog, values, initial_state, True)
 
 
 def evolve(prog: Program, values: Tensor, initial_state: Tensor | None = None) -> Tensor:
     """Final states ``[B, 2**n]`` for bindings ``values [B, P]``."""
-    ops = ops_for(values.dtype)
-    return generic.run(ops, prog, values, initial_state)
+    return _simulate(prog, values, initial_state, False)
 
 
 def measure(prog: Program, state: Tensor) -> Tensor:

@@ -202,6 +202,9 @@ class QuantumLayer(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(autocast=False, **kwargs)
+        # The simulation runs as one custom gradient, on NumPy through tf.numpy_function on the
+        # CPU (and external backends always do): XLA cannot compile that, so Keras must not try.
+        self.supports_jit = False
         # Validate everything now: a bad configuration fails where the model is written.
         self.spec = LayerSpec.create(n_qubits, depth, entanglement, encoding)
         self.n_qubits = self.spec.n_qubits
