@@ -32,7 +32,9 @@ from qstore.core.backends.sampling import (
     sample_indices,
 )
 from qstore.core.circuit import UnifiedCircuit
+from qstore.core.engine import adjoint, generic
 from qstore.core.engine.binding import ParameterMap
+from qstore.core.engine.program import compile_program
 from qstore.core.errors import (
     BackendError,
     BindingError,
@@ -47,6 +49,7 @@ __all__ = [
     "ParameterMap",
     "SimulatorPluginMixin",
     "Template",
+    "adjoint_from_final_states",
     "affine_parameters",
     "cached_template",
     "check_shots",
@@ -218,6 +221,49 @@ def _check_cotangent(cotangent: npt.ArrayLike, batch: int, n_obs: int) -> FloatA
             f"{list(cot.shape)}."
         )
     return cot
+
+
+# -- gradients from final states -----------------------------------------------------------------
+
+_ADJOINT_OPS = generic.NumpyOps(np.complex128)
+
+
+def adjoint_from_final_states(
+    circuit: UnifiedCircuit,
+    observables: Sequence[PauliSum],
+    pmap: ParameterMap,
+    full: FloatArray,
+    final_states: npt.ArrayLike,
+) -> tuple[FloatArray, Callable[[npt.ArrayLike], tuple[FloatArray, FloatArray]]]:
+    """Exact expectations of ``final_states`` and the adjoint VJP that starts from them.
+
+    For simulators that return final states but have no adjoint pass of their own (qsim): the
+    core engine's adjoint sweep (:mod:`qstore.core.engine.adjoint`) un-computes each op from the
+    final states, so a training step costs one forward pass on the simulator and one backward
+    pass on NumPy, never a parameter-shift sweep. ``full`` is the binding matrix ``[B, P]`` laid
+    out by ``pmap``. Returns ``(expectations [B, n_obs], finish)`` where ``finish(cotangent)``
+    gives ``(d/dvalues [B, n_batched], d/dshared [n_shared])``.
+    """
+    names, nb = pmap.names, pmap.n_batched
+    obs = tuple(observables)
+    prog = circuit.compiled(
+        ("qstore.core.plugin.adjoint", names[:nb], names[nb:], obs),
+        lambda: compile_program(circuit, names[:nb], names[nb:], obs),
+    )
+    ops = _ADJOINT_OPS
+    final = np.asarray(final_states, dtype=np.complex128)
+    tr = adjoint.trace_from_final(ops, prog, full, final)
+    values = np.asarray(generic.expectations(ops, prog, final), dtype=np.float64)
+
+    def finish(cotangent: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        cot = _check_cotangent(cotangent, full.shape[0], len(obs))
+        gv = np.asarray(
+            adjoint.backward(ops, prog, tr, adjoint.costate(ops, prog, final, cot))[0],
+            dtype=np.float64,
+        )
+        return gv[:, :nb], gv[:, nb:].sum(axis=0)
+
+    return values, finish
 
 
 # -- the shared batch API -------------------------------------------------------------------------

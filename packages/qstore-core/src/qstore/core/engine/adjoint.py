@@ -43,7 +43,7 @@ from qstore.core.engine.generic import (
 )
 from qstore.core.engine.program import GateOp, LayerOp, Program
 
-__all__ = ["Trace", "backward", "costate", "trace", "value_and_vjp"]
+__all__ = ["Trace", "backward", "costate", "trace", "trace_from_final", "value_and_vjp"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,13 @@ def trace(
         if keep:
             states.append(state)
     return Trace(values, theta, mats, states if keep else None, state, initial_state is not None)
+
+
+def trace_from_final(ops: ArrayOps, prog: Program, values: Tensor, final: Tensor) -> Trace:
+    """A trace that holds only the final states ``[B, 2**n]``, computed elsewhere (e.g. by
+    another simulator): :func:`backward` then un-computes the states alongside the costate."""
+    theta = gate_parameters(ops, prog, values)
+    return Trace(values, theta, op_matrices(ops, prog, theta, prog.ops), None, final, False)
 
 
 def costate(ops: ArrayOps, prog: Program, state: Tensor, cot: Tensor) -> Tensor:

@@ -7,10 +7,13 @@ Cirq (which is where ``QSimSimulator.simulate_expectation_values_sweep`` spends 
 on small circuits). ``translation="cirq"`` instead builds a ``cirq.Circuit`` with sympy symbols
 once and runs ``simulate_expectation_values_sweep`` on it.
 
-Gradients (``vjp``) are exact parameter-shift rules: every shifted binding of every symbolic gate
-parameter, for the whole batch, goes through one sweep; the chain rule through the parameter
-expressions gives the gradients with respect to the bindings. qsim computes in single precision
-(``complex64``), so results agree with the double-precision ``local`` backend to about 1e-6.
+Gradients (``vjp``) are adjoint: qsim simulates the batch's final states once, and the core
+engine's adjoint pass un-computes the circuit from them on NumPy
+(:func:`qstore.core.backends.plugin.adjoint_from_final_states`), so a training step costs one qsim
+forward pass and one backward sweep, not a parameter-shift sweep of ``2 x parameters`` circuits
+per sample. Layers keep the forward pass for their backward (``value_and_vjp_fn``). qsim
+computes in single precision (``complex64``), so results agree with the double-precision
+``local`` backend to about 1e-6.
 
 >>> import qstore.core as qc
 >>> c = qc.UnifiedCircuit(1).add_gate("RY", 0, "x")
@@ -24,7 +27,7 @@ import importlib.util
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -37,6 +40,7 @@ from qstore.core.backends.plugin import (
     ObservableTerms,
     SimulatorPluginMixin,
     Template,
+    adjoint_from_final_states,
     cached_template,
 )
 from qstore.core.circuit import UnifiedCircuit
@@ -47,7 +51,7 @@ from qstore.core.errors import (
     MissingDependencyError,
     ResourceLimitError,
 )
-from qstore.core.gradients.shift_rules import gate_shift_rule
+from qstore.core.observables import as_observables
 from qstore.sim.qsim.lowering import (
     NativeOp,
     cirq_circuit,
@@ -194,7 +198,7 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
             max_qubits=max_q,
             exact=True,
             shots=True,
-            gradient_methods=("parameter_shift", "finite_diff", "spsa"),
+            gradient_methods=("adjoint", "parameter_shift", "finite_diff", "spsa"),
             vjp=True,
             gpu=self.use_gpu,
             available=not reason,
@@ -389,32 +393,36 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
         return out
 
     # -- gradients ----------------------------------------------------------------------------
-    def _gate_vjp(
-        self, tpl: _Template, terms: ObservableTerms, theta: FloatArray, cot: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Parameter shift: the plain and all shifted bindings of the batch in one sweep."""
-        bsz, n_obs = theta.shape[0], terms.n_obs
-        pmap = tpl.pmap
-        param: list[int] = []
-        amount: list[float] = []
-        weight: list[float] = []
-        for g in np.flatnonzero(pmap.symbolic).tolist():
-            rule = gate_shift_rule(*pmap.gates[g])
-            for s, c in zip(rule.shifts, rule.coefficients, strict=True):
-                param += [g, g]
-                amount += [s, -s]
-                weight += [c, -c]
-        t = len(param)
-        rows = np.broadcast_to(theta, (t + 1, *theta.shape)).copy()  # [1 + T, B, G]
-        rows[np.arange(1, t + 1), :, param] += np.asarray(amount)[:, None]
-        e = self._run_expectations(tpl, terms, rows.reshape(-1, theta.shape[1]))
-        e = e.reshape(t + 1, bsz, n_obs)
-        logger.debug("qsim parameter shift: %d rows in one sweep", (t + 1) * bsz)
-        # d(sum cot * E)/d theta_g = sum over g's shifts of weight * <cot, E(shifted)>
-        contrib = np.einsum("tbo,bo->tb", e[1:], cot) * np.asarray(weight)[:, None]
-        gtheta = np.zeros((bsz, pmap.n_theta))
-        np.add.at(gtheta.T, np.asarray(param, dtype=np.intp), contrib)
-        return e[0], gtheta
+    def value_and_vjp_fn(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, Callable[[npt.ArrayLike], tuple[FloatArray, FloatArray]]]:
+        """Expectations from one qsim pass, and the adjoint VJP from its final states
+        (:class:`qstore.core.adapter.KeepsForward`)."""
+        tpl, full, theta = self._prepare(circuit, values, names, shared)
+        obs = as_observables(observables, circuit.n_qubits)
+        states = self._run_states(tpl, tpl.ops, theta)
+        return adjoint_from_final_states(circuit, obs, tpl.pmap, full, states)
+
+    def value_and_vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Expectations and the adjoint VJP: one qsim pass, one backward sweep."""
+        e, finish = self.value_and_vjp_fn(circuit, observables, values, names=names, shared=shared)
+        gv, gs = finish(cotangent)
+        return e, gv, gs
 
     # -- execution ----------------------------------------------------------------------------
     def state(
