@@ -54,6 +54,8 @@ import numpy.typing as npt
 from qstore.core import backends as core_backends
 from qstore.core import gradients as core_gradients
 from qstore.core.circuit import UnifiedCircuit
+from qstore.core.engine import adjoint, generic
+from qstore.core.engine.program import compile_program
 from qstore.core.errors import (
     BackendError,
     CapabilityError,
@@ -79,6 +81,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_ADJOINT_OPS = generic.NumpyOps(np.complex128)
 
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
@@ -420,14 +424,25 @@ class UnitaryAdapter:
 
     A layer fed a quantum state ``psi [B, 2**n]`` returns ``psi @ U(w).T``; the framework
     differentiates that product, this class differentiates ``U``. ``unitaries(w [V, S])`` returns
-    ``[V, dim, dim]`` for ``V`` weight vectors; the gradient uses ``dU/dw_k = U(w + pi e_k) / 2``
-    (exact for weights that are plain rotation angles), all shifted unitaries in one call.
-    :meth:`on_backend` builds ``unitaries`` on any backend with ``state()``.
+    ``[V, dim, dim]`` for ``V`` weight vectors. :meth:`on_backend` builds ``unitaries`` on any
+    backend with ``state()`` and knows the circuit: the gradient is then the core engine's adjoint
+    pass started from the columns of ``U`` (the backend's final states), with no further backend
+    call. Without a circuit it uses ``dU/dw_k = U(w + pi e_k) / 2`` (exact for weights that are
+    plain rotation angles), all shifted unitaries in one call.
     """
 
-    def __init__(self, unitaries: Callable[[FloatArray], ComplexArray], dim: int) -> None:
+    def __init__(
+        self,
+        unitaries: Callable[[FloatArray], ComplexArray],
+        dim: int,
+        circuit: UnifiedCircuit | None = None,
+        weight_names: Sequence[str] = (),
+    ) -> None:
         self.unitaries = unitaries
         self.dim = dim
+        self.circuit = circuit
+        self.weight_names = tuple(weight_names)
+        self._last: tuple[bytes, ComplexArray] | None = None  # the last forward's U, for its VJP
 
     @classmethod
     def on_backend(
@@ -475,12 +490,13 @@ class UnitaryAdapter:
             states = np.asarray(state(full, values, names=names))  # row j of block v: U_v |j>
             return np.asarray(states.reshape(v, dim, dim).transpose(0, 2, 1), dtype=np.complex128)
 
-        return cls(unitaries, dim)
+        return cls(unitaries, dim, circuit, weight_names)
 
     def unitary(self, weights: npt.ArrayLike) -> ComplexArray:
         """``U(w)`` ``[dim, dim]`` (column ``j`` is ``U |j>``)."""
         w = np.asarray(weights, dtype=np.float64).reshape(1, -1)
         u: ComplexArray = np.asarray(self.unitaries(w)[0], dtype=np.complex128)
+        self._last = (w.tobytes(), u)
         return u
 
     def vjp(self, weights: npt.ArrayLike, cotangent: npt.ArrayLike) -> FloatArray:
@@ -490,5 +506,26 @@ class UnitaryAdapter:
         g = np.asarray(cotangent, dtype=np.complex128).reshape(self.dim, self.dim)
         if w.size == 0:
             return np.zeros(0)
+        if self.circuit is not None:
+            return self._adjoint_vjp(w, g)
         du = np.asarray(self.unitaries(w[None, :] + np.pi * np.eye(w.size))) / 2  # [S, dim, dim]
         return np.asarray(np.einsum("kij,ij->k", du, g.conj()).real, dtype=np.float64)
+
+    def _adjoint_vjp(self, w: FloatArray, g: ComplexArray) -> FloatArray:
+        """The adjoint pass from the columns of ``U`` (final states of the basis states)."""
+        assert self.circuit is not None
+        last = self._last
+        u = last[1] if last is not None and last[0] == w.reshape(1, -1).tobytes() else None
+        if u is None:
+            u = self.unitary(w)
+        circuit, wnames = self.circuit, self.weight_names
+        prog = circuit.compiled(
+            ("qstore.core.adapter.unitary", wnames),
+            lambda: compile_program(circuit, (), wnames, None),
+        )
+        ops = _ADJOINT_OPS
+        values = np.broadcast_to(w, (self.dim, w.size))
+        tr = adjoint.trace_from_final(ops, prog, values, np.ascontiguousarray(u.T))
+        # the cotangent is 2 dL/d conj(U): row j of lam is half of column j of g
+        gv = adjoint.backward(ops, prog, tr, np.ascontiguousarray(g.T) * 0.5)[0]
+        return np.asarray(np.asarray(gv).sum(axis=0), dtype=np.float64)

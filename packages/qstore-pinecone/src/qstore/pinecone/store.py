@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from qstore.core.stores import AsyncStateStore
 from qstore.core.stores import states as st
-from qstore.core.stores._aio import AsyncStateStore
 from qstore.core.stores.base import (
     ComplexArray,
     Match,
