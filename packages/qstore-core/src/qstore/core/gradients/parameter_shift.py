@@ -58,7 +58,9 @@ class ShiftTemplate:
 
 def shift_template(circuit: UnifiedCircuit) -> ShiftTemplate:
     """The shift template of ``circuit``, built once (see :meth:`UnifiedCircuit.compiled`)."""
-    return circuit.compiled(("qstore.core.gradients.shift_template",), lambda: _shift_template(circuit))
+    return circuit.compiled(
+        ("qstore.core.gradients.shift_template",), lambda: _shift_template(circuit)
+    )
 
 
 def _shift_template(circuit: UnifiedCircuit) -> ShiftTemplate:
