@@ -285,7 +285,7 @@ class _QuantumModule(nn.Module):
             except LayerConfigError as exc:
                 raise LayerInputError(str(exc)) from None
             u = BackendUnitary.apply(w.reshape(-1), tpl.unitary(self._backend_obj()))  # type: ignore[no-untyped-call]
-            final = state.to(cplx) @ u.to(cplx).transpose(0, 1)
+            final: torch.Tensor = state.to(cplx) @ u.to(cplx).transpose(0, 1)
             if want_state:
                 return final
             out = engine.expectations(tpl.measure(), inputs[:, :0], final)

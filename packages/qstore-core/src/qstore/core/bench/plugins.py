@@ -164,10 +164,7 @@ def _load(ep: importlib.metadata.EntryPoint) -> _Source:
 
 
 def _sources(names: Sequence[str] | None) -> list[_Source]:
-    eps = {
-        ep.name: ep
-        for ep in importlib.metadata.entry_points(group=BENCH_ENTRY_POINT_GROUP)
-    }
+    eps = {ep.name: ep for ep in importlib.metadata.entry_points(group=BENCH_ENTRY_POINT_GROUP)}
     if names is None:
         names = sorted(eps)
     unknown = [n for n in names if n not in eps]
@@ -182,9 +179,7 @@ def _sources(names: Sequence[str] | None) -> list[_Source]:
     return [_Loaded.sources[n] for n in names]
 
 
-def plugin_contenders(
-    case: str, kind: type[_T], options: Options, run: Run, log: Log
-) -> list[_T]:
+def plugin_contenders(case: str, kind: type[_T], options: Options, run: Run, log: Log) -> list[_T]:
     """What the installed distributions selected by ``options.plugins`` (all by default)
     contribute to ``case``: objects of type ``kind``, in entry-point name order.
 
