@@ -30,9 +30,9 @@ from qstore.core.backends.plugin import (
 from qstore.core.errors import (
     BackendError,
     BindingError,
-    CapabilityError,
     NonFiniteParameterError,
     ObservableError,
+    ShotsError,
 )
 from qstore.core.observables import as_observables, identity
 
@@ -198,7 +198,7 @@ def test_mixin_batch_api() -> None:
     assert gv.shape == (2, 1) and gs.shape == (0,)
     with pytest.raises(BindingError, match="cotangent"):
         b.value_and_vjp(c, [identity()], values, [1.0, 2.0, 3.0])
-    with pytest.raises(CapabilityError):
+    with pytest.raises(ShotsError):
         b.sample(c, 0, values)
     res = asyncio.run(b.execute(qc.UnifiedCircuit(2), shots=None))
     assert res.probabilities == pytest.approx({"00": 0.5, "11": 0.5})

@@ -24,6 +24,7 @@ from qstore.core.errors import (
     BindingError,
     GradientError,
     NonFiniteParameterError,
+    ShotsError,
     UnboundParameterError,
 )
 from qstore.core.gates import GATES
@@ -494,7 +495,7 @@ def test_bad_configuration_is_refused_at_construction() -> None:
         FiniteDifferenceGradient(backend, method="sideways")
     with pytest.raises(GradientError, match="n_samples"):
         SPSAGradient(backend, n_samples=0)
-    with pytest.raises(GradientError, match="shots"):
+    with pytest.raises(ShotsError, match="shots"):
         ParameterShiftGradient(backend, shots=-5)
     with pytest.raises(GradientError, match="max_rows"):
         ParameterShiftGradient(backend, max_rows=0)

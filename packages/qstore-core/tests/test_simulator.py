@@ -30,12 +30,12 @@ from qstore.core.backends.local import LocalBackend
 from qstore.core.errors import (
     BackendError,
     BindingError,
-    CapabilityError,
     NonFiniteParameterError,
     ObservableError,
     ParameterError,
     QStoreError,
     ResourceLimitError,
+    ShotsError,
     UnboundParameterError,
 )
 from qstore.core.gates import GATES
@@ -593,7 +593,7 @@ def test_unknown_and_unbound_names_are_reported(circuit: qc.UnifiedCircuit) -> N
 def test_bad_observables_and_shots_are_reported(circuit: qc.UnifiedCircuit) -> None:
     with pytest.raises(ObservableError, match="qubit 5"):
         LocalBackend().expectation(circuit, [Z(5)], [[0.1, 0.2]])
-    with pytest.raises(CapabilityError, match="shots"):
+    with pytest.raises(ShotsError, match="shots"):
         LocalBackend().expectation(circuit, None, [[0.1, 0.2]], shots=0)
     with pytest.raises(BackendError, match="UnifiedCircuit"):
         LocalBackend().expectation("not a circuit", None, None)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import pytest
 
 import qstore.core as qc
 from qstore.core.backends.local import LocalBackend
-from qstore.core.errors import BindingError, CapabilityError, MissingDependencyError
+from qstore.core.errors import BindingError, CapabilityError, MissingDependencyError, ShotsError
 from qstore.core.testing import INPUTS, random_circuit, random_observables
 from qstore.core.testing import random_bindings as bindings
 from qstore.sim.lightning import LightningBackend, LightningGPUBackend, LightningKokkosBackend
@@ -134,7 +134,7 @@ def test_errors_name_the_problem(lightning: LightningBackend) -> None:
     c = qc.UnifiedCircuit(2).add_gate("RY", 0, "x")
     with pytest.raises(BindingError, match="cotangent"):
         lightning.vjp(c, None, [[0.1]], np.ones((1, 3)))
-    with pytest.raises(CapabilityError, match="shots"):
+    with pytest.raises(ShotsError, match="shots"):
         lightning.expectation(c, None, [[0.1]], shots=-1)
     with pytest.raises(qc.errors.BackendError, match="dtype"):
         LightningBackend(dtype="float16")

@@ -9,7 +9,7 @@ import pytest
 
 import qstore.core as qc
 from qstore.core.backends.local import LocalBackend
-from qstore.core.errors import BindingError, CapabilityError, ObservableError
+from qstore.core.errors import BindingError, CapabilityError, ObservableError, ShotsError
 from qstore.core.testing import INPUTS, random_circuit, random_observables
 from qstore.core.testing import random_bindings as bindings
 from qstore.sim.qsim import QsimBackend
@@ -146,7 +146,7 @@ def test_errors_name_the_problem(qsim: QsimBackend) -> None:
         qsim.expectation(c, None, np.zeros((2, 3)))
     with pytest.raises(ObservableError, match="qubit 5"):
         qsim.expectation(c, qc.Z(5), [[0.1]])
-    with pytest.raises(CapabilityError, match="shots"):
+    with pytest.raises(ShotsError, match="shots"):
         qsim.expectation(c, None, [[0.1]], shots=0)
     with pytest.raises(qc.errors.BackendError, match="translation"):
         QsimBackend(translation="fast")

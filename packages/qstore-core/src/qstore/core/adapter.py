@@ -65,6 +65,7 @@ from qstore.core.errors import (
 )
 from qstore.core.gates import GATES
 from qstore.core.observables import PauliSum, as_observables
+from qstore.core.validation import check_shots
 
 __all__ = [
     "GRADIENT_METHODS",
@@ -142,15 +143,6 @@ def resolve_backend(backend: Any, options: Mapping[str, Any] | None = None) -> A
             f"lacks {', '.join(missing)}."
         )
     return backend
-
-
-def check_shots(shots: object) -> int | None:
-    """``shots`` as a positive int, or ``None`` for exact expectations."""
-    if shots is None:
-        return None
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise LayerConfigError(f"shots must be a positive int or None, got {shots!r}.")
-    return int(shots)
 
 
 def _name(backend: Any) -> str:

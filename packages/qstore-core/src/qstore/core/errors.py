@@ -83,9 +83,22 @@ class GradientError(QStoreError, ValueError):
     """A gradient cannot be computed as requested."""
 
 
+class CotangentError(BindingError):
+    """A cotangent (the gradient flowing back into expectations) has the wrong shape or holds
+    NaN or infinity."""
+
+
 class LayerConfigError(QStoreError, ValueError):
     """A framework layer (``qstore.torch``, ``qstore.tf``) was configured with an invalid value
     or an impossible combination of options; raised at construction."""
+
+
+class ShotsError(LayerConfigError):
+    """A number of shots is not a positive integer (``None`` asks for exact expectations).
+
+    Raised by every backend, gradient and layer alike (one check:
+    :func:`qstore.core.validation.check_shots`); a layer raises it at construction, so it is a
+    :class:`LayerConfigError` too."""
 
 
 class LayerInputError(QStoreError, ValueError):
@@ -103,3 +116,31 @@ def require(module: str, extra: str, distribution: str = "qstore-core") -> Missi
         f"This feature needs the optional package {module!r}, which is not installed. "
         f"Install it with: pip install '{distribution}[{extra}]'"
     )
+
+
+class RoutingError(BackendError):
+    """No backend the configuration allows can run a circuit here; the message lists each
+    candidate with the reason it was skipped."""
+
+
+class BudgetExceededError(RoutingError):
+    """A paid execution does not fit in what is left of the cost budget.
+
+    ``remaining`` and ``cost`` (US dollars) and ``backend`` say which job did not fit.
+    """
+
+    def __init__(
+        self, message: str, *, remaining: float = 0.0, cost: float = 0.0, backend: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.remaining = remaining
+        self.cost = cost
+        self.backend = backend
+
+
+class CostLedgerError(QStoreError, RuntimeError):
+    """The cost ledger (SQLite) cannot be opened, read or written."""
+
+
+class TrainingConfigError(QStoreError, ValueError):
+    """A ``qstore.TrainingConfig`` field, or an argument of ``QuantumModel.train``, is invalid."""

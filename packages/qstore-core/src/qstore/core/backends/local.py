@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qstore.core.backends.base import Capabilities, FloatArray, FusedVJP
-from qstore.core.backends.sampling import ProbabilitySampling, check_shots, sample_indices
+from qstore.core.backends.sampling import ProbabilitySampling, sample_indices
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine import adjoint, generic
 from qstore.core.engine.binding import as_values
@@ -25,6 +25,7 @@ from qstore.core.engine.program import Program, compile_program
 from qstore.core.errors import BackendError, BindingError, QStoreError
 from qstore.core.gates import GATES
 from qstore.core.observables import PauliSum, as_observables
+from qstore.core.validation import check_cotangent, check_shots
 
 _NP = generic.NumpyOps()
 _ROTATE_TO_Z = {
@@ -152,11 +153,11 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
         seed: int | None = None,
     ) -> FloatArray:
         """Expectations ``[batch, n_observables]`` (``None`` observables: ``Z`` per qubit)."""
+        shots = check_shots(shots)
         prog, v = self._prepare(circuit, observables, values, names, shared)
         state = generic.run(self._ops, prog, v)
         if shots is None:
             return np.asarray(generic.expectations(self._ops, prog, state), dtype=np.float64)
-        check_shots(shots)
         obs = as_observables(observables, circuit.n_qubits)
         return _estimate(state, obs, prog.n_qubits, shots, self._generator(seed))
 
@@ -200,14 +201,7 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
         out = np.asarray(generic.expectations(self._ops, prog, tr.final), dtype=np.float64)
 
         def finish(cotangent: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-            cot = np.asarray(cotangent, dtype=np.float64)
-            if cot.ndim == 1 and v.shape[0] == 1:
-                cot = cot[None]
-            if cot.shape != (v.shape[0], n_obs):
-                raise BindingError(
-                    f"cotangent must have shape [batch, n_observables] = "
-                    f"{[v.shape[0], n_obs]}, got {list(cot.shape)}."
-                )
+            cot = check_cotangent(cotangent, v.shape[0], n_obs)
             lam = adjoint.costate(self._ops, prog, tr.final, cot)
             gv = np.asarray(adjoint.backward(self._ops, prog, tr, lam)[0], dtype=np.float64)
             nb = prog.n_batched

@@ -37,10 +37,10 @@ from qstore.core.engine.binding import ParameterMap
 from qstore.core.engine.program import compile_program
 from qstore.core.errors import (
     BackendError,
-    BindingError,
     ObservableError,
 )
 from qstore.core.observables import PauliSum, as_observables
+from qstore.core.validation import check_cotangent
 
 __all__ = [
     "AffineOp",
@@ -211,18 +211,6 @@ def probabilities_from_states(states: Any) -> FloatArray:
     return np.asarray(probs / probs.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
-def _check_cotangent(cotangent: npt.ArrayLike, batch: int, n_obs: int) -> FloatArray:
-    cot = np.asarray(cotangent, dtype=np.float64)
-    if cot.ndim == 1 and batch == 1:
-        cot = cot[None]
-    if cot.shape != (batch, n_obs):
-        raise BindingError(
-            f"cotangent must have shape [batch, n_observables] = {[batch, n_obs]}, got "
-            f"{list(cot.shape)}."
-        )
-    return cot
-
-
 # -- gradients from final states -----------------------------------------------------------------
 
 _ADJOINT_OPS = generic.NumpyOps(np.complex128)
@@ -256,7 +244,7 @@ def adjoint_from_final_states(
     values = np.asarray(generic.expectations(ops, prog, final), dtype=np.float64)
 
     def finish(cotangent: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-        cot = _check_cotangent(cotangent, full.shape[0], len(obs))
+        cot = check_cotangent(cotangent, full.shape[0], len(obs))
         gv = np.asarray(
             adjoint.backward(ops, prog, tr, adjoint.costate(ops, prog, final, cot))[0],
             dtype=np.float64,
@@ -363,7 +351,7 @@ class SimulatorPluginMixin(ProbabilitySampling, FusedVJP, Generic[TemplateT]):
         """Expectations and the VJP together (one simulator pass where the backend can)."""
         tpl, full, theta = self._prepare(circuit, values, names, shared)
         terms = split_observables(as_observables(observables, circuit.n_qubits), circuit.n_qubits)
-        cot = _check_cotangent(cotangent, theta.shape[0], terms.n_obs)
+        cot = check_cotangent(cotangent, theta.shape[0], terms.n_obs)
         e, gtheta = self._gate_vjp(tpl, terms, theta, cot)
         gv = tpl.pmap.chain_rule(full, gtheta)
         nb = tpl.pmap.n_batched

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from qstore.core.backends.base import ExecutionResult, FloatArray
 from qstore.core.circuit import UnifiedCircuit
-from qstore.core.errors import BackendError, BindingError, CapabilityError
+from qstore.core.errors import BackendError, BindingError
+from qstore.core.validation import check_shots
 
 __all__ = [
     "ProbabilitySampling",
@@ -25,12 +26,6 @@ __all__ = [
     "sample_indices",
     "z_expectations",
 ]
-
-
-def check_shots(shots: Any) -> None:
-    """Refuse anything but a positive integer number of shots."""
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise CapabilityError(f"shots must be a positive int (or None for exact), got {shots!r}.")
 
 
 def z_expectations(probs: FloatArray, n: int) -> FloatArray:

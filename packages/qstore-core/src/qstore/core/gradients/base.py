@@ -38,6 +38,7 @@ from qstore.core.errors import (
 )
 from qstore.core.observables import PauliSum, as_observables
 from qstore.core.parameters import Expression, Parameter
+from qstore.core.validation import check_cotangent, check_shots
 
 FloatArray = npt.NDArray[np.float64]
 LossFn = Callable[[FloatArray], Any]
@@ -178,29 +179,6 @@ def bindings(
         bad_s = [k for k, x in zip(shared_names, s.tolist(), strict=True) if not math.isfinite(x)]
         raise NonFiniteParameterError(f"Shared value(s) for {bad_s} are NaN or infinite.")
     return Bindings(bnames, shared_names, np.ascontiguousarray(v), s)
-
-
-def check_cotangent(cotangent: npt.ArrayLike, batch: int, n_obs: int) -> FloatArray:
-    """``cotangent`` as ``[batch, n_obs]`` (a 1-D vector is accepted for a batch of one)."""
-    cot = np.asarray(cotangent, dtype=np.float64)
-    if cot.ndim == 1 and batch == 1:
-        cot = cot[None]
-    if cot.shape != (batch, n_obs):
-        raise BindingError(
-            f"cotangent must have shape [batch, n_observables] = {[batch, n_obs]}, "
-            f"got {list(cot.shape)}."
-        )
-    if not np.isfinite(cot).all():
-        raise NonFiniteParameterError("The cotangent contains NaN or infinity.")
-    return cot
-
-
-def check_shots(shots: Any) -> int | None:
-    if shots is None:
-        return None
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise GradientError(f"shots must be a positive int (or None for exact), got {shots!r}.")
-    return int(shots)
 
 
 def evaluate(
