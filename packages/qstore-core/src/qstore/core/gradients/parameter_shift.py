@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qstore.core.circuit import Operation, UnifiedCircuit
+from qstore.core.engine.binding import ParameterMap
 from qstore.core.errors import GradientError
 from qstore.core.gradients.base import Bindings, FloatArray, GradientMethod, evaluate
 from qstore.core.gradients.shift_rules import ShiftRule, gate_shift_rule
@@ -36,14 +37,17 @@ IntArray = npt.NDArray[np.intp]
 class ShiftTemplate:
     """``circuit`` with gate parameter ``g`` replaced by the symbol ``symbols[g]``.
 
-    ``exprs[g]`` is the original expression; shift ``t`` moves parameter ``param[t]`` by
-    ``amount[t]`` and enters its derivative with weight ``weight[t]``; shifts of one parameter
-    are contiguous, starting at ``starts``.
+    ``exprs[g]`` is the original expression and ``slots[g]`` its column in the circuit's compiled
+    gate parameters (:class:`~qstore.core.engine.binding.ParameterMap`, the one parameter
+    compiler, which evaluates the expressions and their chain rule); shift ``t`` moves parameter
+    ``param[t]`` by ``amount[t]`` and enters its derivative with weight ``weight[t]``; shifts of
+    one parameter are contiguous, starting at ``starts``.
     """
 
     circuit: UnifiedCircuit
     symbols: tuple[str, ...]
     exprs: tuple[Expression, ...]
+    slots: IntArray
     rules: tuple[ShiftRule, ...]
     param: IntArray
     amount: FloatArray
@@ -71,19 +75,27 @@ def _shift_template(circuit: UnifiedCircuit) -> ShiftTemplate:
     out = UnifiedCircuit(circuit.n_qubits, circuit.name)
     symbols: list[str] = []
     exprs: list[Expression] = []
+    slots: list[int] = []
     rules: list[ShiftRule] = []
+    g = 0  # the column of the next gate parameter in ParameterMap order (every parameter)
     for k, op in enumerate(circuit):
-        if op.is_measurement or not op.is_parameterized:
+        if op.is_measurement:
+            out.append(op)
+            continue
+        if not op.is_parameterized:
+            g += len(op.params)
             out.append(op)
             continue
         params: list[Expression] = []
         for i, expr in enumerate(op.params):
+            g += 1
             if expr.is_constant:
                 params.append(expr)
                 continue
             name = f"{prefix}{k}_{i}"
             symbols.append(name)
             exprs.append(expr)
+            slots.append(g - 1)
             rules.append(gate_shift_rule(op.gate, i))
             params.append(Parameter(name))
         out.append(Operation(op.gate, op.qubits, tuple(params)))
@@ -105,6 +117,7 @@ def _shift_template(circuit: UnifiedCircuit) -> ShiftTemplate:
         circuit=out,
         symbols=tuple(symbols),
         exprs=tuple(exprs),
+        slots=np.asarray(slots, dtype=np.intp),
         rules=tuple(rules),
         param=np.asarray(param, dtype=np.intp),
         amount=np.asarray(amount, dtype=np.float64),
@@ -158,13 +171,18 @@ class ParameterShiftGradient(GradientMethod):
     ) -> tuple[FloatArray, int]:
         tpl = shift_template(circuit)
         full = b.full
-        index = b.index
         bsz, n_obs, n_cols = b.batch, len(observables), len(b.all_names)
         jac = np.zeros((bsz, n_obs, n_cols))
         t = tpl.n_shifts
         if t == 0:
             return jac, 0
-        theta = np.stack([e.evaluate_batch(full, index) for e in tpl.exprs], axis=1)  # [B, G]
+        names = b.all_names
+        pmap = circuit.compiled(
+            ("qstore.core.gradients.parameter_map", names),
+            lambda: ParameterMap.build(circuit, names),
+        )
+        all_theta = pmap.theta(full)  # [B, every gate parameter]
+        theta = all_theta[:, tpl.slots]  # [B, G]: the template's symbols
         rows = np.broadcast_to(theta, (t, *theta.shape)).copy()  # [T, B, G]
         rows[np.arange(t), :, tpl.param] += tpl.amount[:, None]
         flat = rows.reshape(t * bsz, -1)
@@ -182,9 +200,9 @@ class ParameterShiftGradient(GradientMethod):
         logger.debug("parameter shift: %d shifted rows in %d call(s)", t * bsz, len(parts))
         # d E / d angle for every shifted gate parameter: [G', B, n_obs]
         d_angle = np.add.reduceat(e * tpl.weight[:, None, None], tpl.starts, axis=0)
-        for j, g in enumerate(tpl.shifted.tolist()):
-            expr = tpl.exprs[g]
-            for sym in expr.symbols:
-                dtheta = expr.derivative(sym).evaluate_batch(full, index)  # [B]
-                jac[:, :, index[sym]] += d_angle[j] * dtheta[:, None]
+        # ... then to the binding columns through the expressions (the map's chain rule)
+        gtheta = np.zeros((n_obs, bsz, all_theta.shape[1]))
+        gtheta[:, :, tpl.slots[tpl.shifted]] = d_angle.transpose(2, 1, 0)
+        for o in range(n_obs):
+            jac[:, o, :] = pmap.chain_rule(full, gtheta[o])
         return jac, t * bsz
