@@ -22,7 +22,7 @@ _LAZY_FROM_DISTRIBUTIONS = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def _from_distribution(name: str) -> Any:
     """``qstore.convert_from_v3_5`` comes from qstore-compat-v35, imported on first use."""
     spec = _LAZY_FROM_DISTRIBUTIONS.get(name)
     if spec is None:
@@ -43,3 +43,25 @@ def __getattr__(name: str) -> Any:
     value = getattr(loaded, attribute)
     globals()[name] = value
     return value
+
+
+# The mid-level API, imported on first use so that `import qstore` stays light.
+_LAZY = {
+    "TrainingConfig": "qstore.core.training",
+    "QuantumModel": "qstore.core.training",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        return _from_distribution(name)
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_LAZY_FROM_DISTRIBUTIONS})

@@ -7,21 +7,24 @@
 
 from __future__ import annotations
 
-from qstore.core import backends, compilers, datasets, errors, gradients, stores
+from qstore.core import backends, compilers, datasets, errors, gradients, routing, stores
 from qstore.core.backends.base import Capabilities, ExecutionResult
 from qstore.core.backends.selection import SimulationBackendManager
 from qstore.core.circuit import Operation, UnifiedCircuit
-from qstore.core.errors import QStoreError
+from qstore.core.errors import BudgetExceededError, QStoreError
 from qstore.core.gates import GATES, GateSpec, GateType, get_gate
 from qstore.core.observables import PauliString, PauliSum, X, Y, Z
 from qstore.core.parameters import Expression, Parameter, symbols
+from qstore.core.routing import CostTracker, SmartBackendRouter
 from qstore.core.stores import QuantumStateStore
 
 __version__ = "4.0.0a1"
 
 __all__ = [
     "GATES",
+    "BudgetExceededError",
     "Capabilities",
+    "CostTracker",
     "ExecutionResult",
     "Expression",
     "GateSpec",
@@ -33,6 +36,7 @@ __all__ = [
     "QStoreError",
     "QuantumStateStore",
     "SimulationBackendManager",
+    "SmartBackendRouter",
     "UnifiedCircuit",
     "X",
     "Y",
@@ -44,6 +48,7 @@ __all__ = [
     "errors",
     "get_gate",
     "gradients",
+    "routing",
     "stores",
     "symbols",
 ]

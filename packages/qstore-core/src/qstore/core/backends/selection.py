@@ -495,6 +495,24 @@ class SimulationBackendManager:
             cache_path=None if path is None else str(path),
         )
 
+    def calibration(self, name: str, n_qubits: int) -> Calibration:
+        """The measured timing of one installed simulator on the reference workload at
+        ``n_qubits`` (read from the cache, measured and cached when missing).
+
+        Raises:
+            CapabilityError: the backend is remote, unavailable, too small, or fails the check.
+        """
+        inf = registry.info(name)
+        caps = inf.capabilities
+        reason = self._exclusion(inf, caps, n_qubits, has_gpu=True)
+        if reason or caps is None:
+            raise CapabilityError(f"Backend {name!r} cannot be calibrated: {reason}.")
+        path = self.cache_path if self.cache_path is not None else default_cache_path()
+        cache = _Cache.load(path)
+        calibration, _ = self._calibrate(inf, caps, n_qubits, cache, host_fingerprint())
+        cache.save()
+        return calibration
+
     @staticmethod
     def _exclusion(
         inf: registry.BackendInfo, caps: Capabilities | None, n_qubits: int, has_gpu: bool
