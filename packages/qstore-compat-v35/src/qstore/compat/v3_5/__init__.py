@@ -94,7 +94,18 @@ _DEPRECATED: dict[str, tuple[str, str, str]] = {
     ),
 }
 
-__all__ = ["CircuitModel", "__version__", "convert_from_v3_5", *sorted(_DEPRECATED)]
+__all__ = [
+    "BackendManager",
+    "CircuitModel",
+    "QuantumLayer",
+    "QuantumModel",
+    "QuantumTrainer",
+    "TrainingConfig",
+    "TrainingMetrics",
+    "__version__",
+    "convert_from_v3_5",
+    "create_default_backend_manager",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -106,7 +117,3 @@ def __getattr__(name: str) -> Any:
     from importlib import import_module
 
     return getattr(import_module(f"{__name__}.{module}"), attribute)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_DEPRECATED))

@@ -18,10 +18,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from qstore.compat.v3_5.config import TrainingConfig
 from qstore.core import backends as qc_backends
 from qstore.core.errors import QStoreError
-
-from qstore.compat.v3_5.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +95,13 @@ class BackendManager:
         """The backend's capabilities and the metadata given at registration."""
         backend = self.get_backend(name)
         caps = getattr(backend, "capabilities", None)
-        info = caps.as_dict() if caps is not None and hasattr(caps, "as_dict") else {}
-        return {"name": getattr(backend, "name", str(backend)), **info, **self._metadata.get(
-            self._default if name is None else name, {}
-        )}
+        info: dict[str, Any] = {"name": getattr(backend, "name", str(backend))}
+        if caps is not None and hasattr(caps, "as_dict"):
+            info.update(caps.as_dict())
+        key = self._default if name is None else name
+        if key is not None:
+            info.update(self._metadata.get(key, {}))
+        return info
 
 
 def default_backend_manager() -> BackendManager:

@@ -13,9 +13,8 @@ import math
 import numbers
 from typing import Any
 
-from qstore.core.errors import QStoreError
-
 from qstore.compat.v3_5._deprecation import not_yet_reported, warn_once
+from qstore.core.errors import QStoreError
 
 SDKS = ("mock", "cirq", "qiskit", "ionq")
 """v3.5 ``quantum_sdk`` values. ``'mock'`` is the exact local simulator now; the others run on
@@ -148,7 +147,9 @@ class TrainingConfig:
         self.momentum = _positive_float("momentum", momentum, zero_ok=True)
         self.weight_decay = _positive_float("weight_decay", weight_decay, zero_ok=True)
         self.shots_per_circuit = (
-            None if shots_per_circuit is None else _positive_int("shots_per_circuit", shots_per_circuit)
+            None
+            if shots_per_circuit is None
+            else _positive_int("shots_per_circuit", shots_per_circuit)
         )
         self.use_gradient_clipping = bool(use_gradient_clipping)
         self.gradient_clip_value = _positive_float("gradient_clip_value", gradient_clip_value)

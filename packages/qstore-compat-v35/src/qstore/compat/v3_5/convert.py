@@ -6,8 +6,9 @@ trained weights as a ``{symbol: value}`` mapping, and the observables read out. 
 v3.5-specific: it runs on any Q-Store 4 backend (``local``, ``qsim``, ``lightning``, IonQ) in one
 batched call, and its parts plug into the rest of Q-Store 4::
 
-    backend.expectation(m.circuit, m.observables, x[:, :m.n_encoded],
-                        names=m.input_names, shared=m.weights)
+    backend.expectation(
+        m.circuit, m.observables, x[:, : m.n_encoded], names=m.input_names, shared=m.weights
+    )
 
 is exactly what :meth:`CircuitModel.predict` does; ``m.circuit.to_cirq()``, ``to_qiskit()``,
 ``to_json()`` and the gradient methods of :mod:`qstore.core.gradients` take it as it is.
@@ -30,10 +31,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core import backends as qc_backends
-from qstore.core.circuit import UnifiedCircuit
-from qstore.core.observables import PauliSum
-
 from qstore.compat.v3_5.layers import (
     CompatModelError,
     FloatArray,
@@ -43,6 +40,9 @@ from qstore.compat.v3_5.layers import (
     readout,
 )
 from qstore.compat.v3_5.model import QuantumModel
+from qstore.core import backends as qc_backends
+from qstore.core.circuit import UnifiedCircuit
+from qstore.core.observables import PauliSum
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qstore.compat.v3_5.config import TrainingConfig
+from qstore.compat.v3_5.layers import CompatModelError, FloatArray
+from qstore.compat.v3_5.model import QuantumModel
 from qstore.core import gradients as qc_gradients
 from qstore.core.backends.base import Capabilities
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.gradients.base import loss_gradient
-
-from qstore.compat.v3_5.config import TrainingConfig
-from qstore.compat.v3_5.layers import CompatModelError, FloatArray
-from qstore.compat.v3_5.model import QuantumModel
 
 SampleLoss = Callable[[FloatArray, FloatArray], float]
 """A v3.5 loss: ``loss(prediction [output_dim], target [output_dim]) -> float``."""
@@ -126,8 +125,9 @@ class SubsampledSPSA:
     >>> import numpy as np
     >>> m = QuantumModel(2, 2, 1, "local", depth=1, seed=0)
     >>> est = SubsampledSPSA(subsample_size=2, c_initial=0.1, seed=0)
-    >>> g = est.estimate(m, np.array([[0.1, 0.2], [0.3, 0.4]]), np.array([[1.0], [0.0]]),
-    ...                  BatchLoss(), shots=None)
+    >>> g = est.estimate(
+    ...     m, np.array([[0.1, 0.2], [0.3, 0.4]]), np.array([[1.0], [0.0]]), BatchLoss(), shots=None
+    ... )
     >>> g.shape
     (6,)
     """
@@ -140,7 +140,7 @@ class SubsampledSPSA:
 
     def perturbation_size(self, step: int) -> float:
         """``c_k`` at step ``k`` (1-based)."""
-        return self.c_initial / step**SPSA_DECAY
+        return float(self.c_initial / step**SPSA_DECAY)
 
     def estimate(
         self,

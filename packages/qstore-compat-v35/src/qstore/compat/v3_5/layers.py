@@ -14,8 +14,9 @@ The circuit is the one v3.5 built, written once as a parameterised
   before measurement gave).
 
 >>> circuit, inputs, weights = layer_circuit(2, depth=1, n_features=2)
->>> [str(op) for op in circuit][:4]
-['RY(3.141592653589793*x_0) [0]', 'RY(3.141592653589793*x_1) [1]', 'RX(theta_0) [0]', 'RY(theta_1) [0]']
+>>> [str(op) for op in circuit][:4]  # doctest: +NORMALIZE_WHITESPACE
+['RY(3.141592653589793*x_0) [0]', 'RY(3.141592653589793*x_1) [1]',
+ 'RX(theta_0) [0]', 'RY(theta_1) [0]']
 >>> inputs, len(weights)
 (['x_0', 'x_1'], 6)
 """
@@ -32,13 +33,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qstore.compat.v3_5.backends import as_backend
+from qstore.compat.v3_5.config import ENTANGLEMENTS
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.errors import QStoreError
 from qstore.core.observables import PauliSum, X, Z
 from qstore.core.parameters import Parameter
-
-from qstore.compat.v3_5.backends import as_backend
-from qstore.compat.v3_5.config import ENTANGLEMENTS
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise CompatModelError(f"{name} must be a positive int, got {value!r}.")
     return int(value)
+
+
+def seeded_rng(seed: int | None) -> np.random.Generator:
+    """A generator from ``seed``; without one, seeded from NumPy's global generator, so that
+    ``np.random.seed(...)`` makes a v3.5 script repeatable as it did in v3.5."""
+    if seed is None:
+        seed = int(np.random.randint(2**31))
+    return np.random.default_rng(seed)
 
 
 def entangling_pairs(n_qubits: int, entanglement: str) -> list[tuple[int, int]]:
@@ -187,8 +195,9 @@ class QuantumLayer:
         measurement_basis: ``'computational'`` (⟨Z⟩) or ``'hadamard'`` (⟨X⟩).
         hardware_efficient: ``RY``, ``RZ`` per qubit (v3.5's ``HardwareEfficientQuantumLayer``)
             instead of ``RX``, ``RY``, ``RZ``.
-        seed: seeds the initial parameters (v3.5: ``0.1 * randn`` for the standard layer,
-            uniform in ``±sqrt(6 / (n_qubits + 1))`` for the hardware-efficient one) and shots.
+        seed: seeds the initial parameters (v3.5's: ``0.1 * randn`` for the standard layer,
+            uniform in ``±sqrt(6 / (n_qubits + 1))`` for the hardware-efficient one) and shots;
+            default: drawn from NumPy's global generator, as v3.5 did.
 
     >>> layer = QuantumLayer(2, depth=1, backend="local", seed=0)
     >>> layer.n_parameters
@@ -225,8 +234,10 @@ class QuantumLayer:
             )
         self.measurement_basis = measurement_basis
         self.hardware_efficient = bool(hardware_efficient)
-        self.n_parameters = self.depth * self.n_qubits * len(rotations_per_qubit(hardware_efficient))
-        self._rng = np.random.default_rng(seed)
+        self.n_parameters = (
+            self.depth * self.n_qubits * len(rotations_per_qubit(hardware_efficient))
+        )
+        self._rng = seeded_rng(seed)
         if self.hardware_efficient:
             limit = math.sqrt(6.0 / (self.n_qubits + 1))
             init = self._rng.uniform(-limit, limit, self.n_parameters)
@@ -305,15 +316,13 @@ class QuantumLayer:
     # -- parameters (v3.5 API) ----------------------------------------------------------------
     def get_parameters(self) -> FloatArray:
         """A copy of the parameter vector."""
-        return self.parameters.copy()
+        return np.array(self.parameters, dtype=np.float64)
 
     def update_parameters(self, new_params: npt.ArrayLike) -> None:
         """Set the parameters, leaving frozen ones unchanged."""
         new = np.asarray(new_params, dtype=np.float64).reshape(-1)
         if new.size != self.n_parameters:
-            raise CompatModelError(
-                f"Expected {self.n_parameters} parameters, got {new.size}."
-            )
+            raise CompatModelError(f"Expected {self.n_parameters} parameters, got {new.size}.")
         if not np.isfinite(new).all():
             raise CompatModelError("The new parameters contain NaN or infinity.")
         frozen = sorted(self._frozen_params)
@@ -364,10 +373,10 @@ class QuantumLayer:
                 f"A layer state needs 'parameters' (a list of {self.n_parameters} numbers): {exc}"
             ) from None
         if params.size != self.n_parameters:
+            kind = "hardware-efficient" if self.hardware_efficient else "standard"
             raise CompatModelError(
                 f"The state has {params.size} parameters; this layer ({self.n_qubits} qubits, "
-                f"depth {self.depth}, {'hardware-efficient' if self.hardware_efficient else 'standard'}) "
-                f"has {self.n_parameters}."
+                f"depth {self.depth}, {kind}) has {self.n_parameters}."
             )
         self.parameters = params
         self._frozen_params = {int(i) for i in state.get("frozen_params", [])}

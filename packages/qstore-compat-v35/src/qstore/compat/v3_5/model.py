@@ -16,9 +16,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.circuit import UnifiedCircuit
-from qstore.core.observables import PauliSum
-
 from qstore.compat.v3_5.layers import (
     CompatModelError,
     FloatArray,
@@ -27,12 +24,14 @@ from qstore.compat.v3_5.layers import (
     as_batch,
     evaluate,
 )
+from qstore.core.circuit import UnifiedCircuit
+from qstore.core.observables import PauliSum
 
 logger = logging.getLogger(__name__)
 
 
 class QuantumModel:
-    """``QuantumModel(input_dim, n_qubits, output_dim, backend, depth=4, hardware_efficient=False)``.
+    """The v3.5 model: one variational layer, the first ``output_dim`` expectations out.
 
     ``await model.forward(x, shots=1000)`` returns ⟨Z_q⟩ for ``q < output_dim`` (estimated from
     ``shots``; ``shots=None`` is exact). Features beyond ``n_qubits`` are ignored, as v3.5 did.

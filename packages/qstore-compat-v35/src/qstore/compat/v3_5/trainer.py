@@ -23,8 +23,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.errors import QStoreError
-
 from qstore.compat.v3_5._deprecation import warn_once
 from qstore.compat.v3_5.backends import BackendManager, backend_for_config
 from qstore.compat.v3_5.config import TrainingConfig
@@ -37,8 +35,9 @@ from qstore.compat.v3_5.gradients import (
     core_method,
     weight_vjp,
 )
-from qstore.compat.v3_5.layers import FloatArray
+from qstore.compat.v3_5.layers import FloatArray, seeded_rng
 from qstore.compat.v3_5.model import QuantumModel
+from qstore.core.errors import QStoreError
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +82,18 @@ class _Optimizer:
             s["v"] = b2 * s["v"] + (1 - b2) * grad**2
             m_hat = s["m"] / (1 - b1 ** s["t"])
             v_hat = s["v"] / (1 - b2 ** s["t"])
-            return theta - self.lr * m_hat / (np.sqrt(v_hat) + eps)
+            out: FloatArray = theta - self.lr * m_hat / (np.sqrt(v_hat) + eps)
+            return out
         if self.kind == "sgd":
             if s["velocity"] is None:
                 s["velocity"] = np.zeros_like(theta)
             s["velocity"] = self.momentum * s["velocity"] + self.lr * grad
-            return theta - s["velocity"]
+            moved: FloatArray = theta - s["velocity"]
+            return moved
         return theta - self.lr * grad
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.state.items()
-        }
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.state.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.state = {
@@ -139,13 +138,15 @@ class QuantumTrainer:
         self.config = config
         self.backend_manager = backend_manager
         self.backend = (
-            backend_manager.get_backend() if backend_manager is not None else backend_for_config(config)
+            backend_manager.get_backend()
+            if backend_manager is not None
+            else backend_for_config(config)
         )
         self.current_epoch = 0
         self.training_history: list[TrainingMetrics] = []
         self.loss_function: SampleLoss | None = None
         self._loss = BatchLoss()
-        self._rng = np.random.default_rng(config.seed)
+        self._rng = seeded_rng(config.seed)
         self._optimizer = _Optimizer(config)
         self._spsa = SubsampledSPSA(
             config.gradient_subsample_size, config.spsa_c_initial, seed=self._draw_seed()
