@@ -121,9 +121,7 @@ def test_gradient_method_is_honoured():
 def test_adaptive_shot_allocation_changes_the_shots_that_run():
     x, y = _data(64)
     fixed = Recording(seed=1)
-    asyncio.run(
-        _model({"rec": fixed}, BOTH, shots=100, epochs=2).train((x, y), progress=False)
-    )
+    asyncio.run(_model({"rec": fixed}, BOTH, shots=100, epochs=2).train((x, y), progress=False))
     assert {s for s in fixed.shots_seen} == {100}
     adaptive = Recording(seed=1)
     model = _model(

@@ -11,13 +11,13 @@ import pytest
 pytest.importorskip("httpx")
 pytest.importorskip("starlette")
 
-import httpx  # noqa: E402
+import httpx
 
-import qstore.core as qc  # noqa: E402
-from qstore.core.routing import CostTracker, FallbackWarning  # noqa: E402
-from qstore.ionq import IonQHardwareBackend, IonQSimulatorBackend  # noqa: E402
-from qstore.ionq.targets import PRICES  # noqa: E402
-from qstore.ionq.testing import IonQEmulator  # noqa: E402
+import qstore.core as qc
+from qstore.core.routing import CostTracker, FallbackWarning
+from qstore.ionq import IonQHardwareBackend, IonQSimulatorBackend
+from qstore.ionq.targets import PRICES
+from qstore.ionq.testing import IonQEmulator
 
 HW = {"name": "ionq_hardware", "type": "qpu", "target": "qpu.aria-1", "use_for": "production"}
 SIM = {"name": "ionq_simulator", "type": "cloud_simulator", "use_for": "validation"}

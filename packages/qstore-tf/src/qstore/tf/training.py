@@ -182,9 +182,7 @@ class KerasFramework:
         if model.trainer is None:
             classify = spec.task == "classification"
             loss: Any = (
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-                if classify
-                else "mse"
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classify else "mse"
             )
             config = DistributedConfig(
                 batch_size=batch_size,

@@ -108,7 +108,7 @@ class TorchFramework:
         out = model.head(expectations)
         loss = self._loss(spec, out, yt)
         model.optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         model.optimizer.step()
         grad = model.quantum.weights.grad
         grad_sq = float((grad.double() ** 2).sum()) if grad is not None else math.nan

@@ -71,10 +71,13 @@ def measurement_bases(observables: Any, n_qubits: int) -> int:
     2
     """
     obs: Sequence[PauliSum] = as_observables(observables, n_qubits)
+    # Z-only terms share the computational basis (no rotation); identity terms need none.
     bases = {
-        tuple((q, p) for q, p in term.paulis if p in "XY") for ps in obs for term in ps.terms
+        tuple((q, p) for q, p in term.paulis if p in "XY")
+        for ps in obs
+        for term in ps.terms
+        if term.paulis
     }
-    bases.discard(())
     return max(1, len(bases))
 
 

@@ -402,7 +402,9 @@ class CostTracker:
             rid = int(cur.lastrowid or 0)
         return Reservation(rid, backend, cost, self.budget_id)
 
-    def try_reserve(self, backend: str, estimated_cost: float, **details: Any) -> Reservation | None:
+    def try_reserve(
+        self, backend: str, estimated_cost: float, **details: Any
+    ) -> Reservation | None:
         """:meth:`reserve`, returning ``None`` instead of raising when the job does not fit."""
         try:
             return self.reserve(backend, estimated_cost, **details)
@@ -579,7 +581,9 @@ class CostTracker:
         out["entries"] = [e.as_dict() for e in self.entries(session=session)]
         return out
 
-    def to_csv(self, path: str | os.PathLike[str] | None = None, *, session: str | None = None) -> str:
+    def to_csv(
+        self, path: str | os.PathLike[str] | None = None, *, session: str | None = None
+    ) -> str:
         """The rows as CSV (written to ``path`` when given); returns the text."""
         buf = io.StringIO()
         writer = csv.writer(buf)

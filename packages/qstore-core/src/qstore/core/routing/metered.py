@@ -356,9 +356,7 @@ class MeteredBackend:
     ) -> npt.NDArray[np.int64]:
         """Measured basis indices ``[batch, shots]``, metered."""
         with self._metered(circuit, shots, _batch(values)):
-            out = self.backend.sample(
-                circuit, shots, values, names=names, shared=shared, seed=seed
-            )
+            out = self.backend.sample(circuit, shots, values, names=names, shared=shared, seed=seed)
         return np.asarray(out, dtype=np.int64)
 
     async def execute(

@@ -535,7 +535,9 @@ class SmartBackendRouter:
             where = f" on {spec.device}" if spec.gpu else ""
             return skip(f"cannot run here{where}: {caps.reason or 'unavailable'}")
         if caps.max_qubits < circuit.n_qubits:
-            return skip(f"supports at most {caps.max_qubits} qubits, the circuit has {circuit.n_qubits}")
+            return skip(
+                f"supports at most {caps.max_qubits} qubits, the circuit has {circuit.n_qubits}"
+            )
         if caps.remote:
             self._refresh_queue(entry, backend)
             caps = backend.capabilities
@@ -559,7 +561,9 @@ class SmartBackendRouter:
                     estimated_cost=cost,
                     precision=precision,
                 )
-            reasons.append(f"${cost:.2f} of ${remaining:.2f} left" if remaining < math.inf else f"${cost:.2f}")
+            reasons.append(
+                f"${cost:.2f} of ${remaining:.2f} left" if remaining < math.inf else f"${cost:.2f}"
+            )
         else:
             reasons.append("free")
         queue = caps.queue_seconds if caps.remote else None
@@ -591,9 +595,11 @@ class SmartBackendRouter:
         meant = [label for label, e in entries if workload in e.spec.use_for]
         if not meant:
             return [(label, e, True) for label, e in entries]
-        allowed = entries if self.config.auto_backend_selection else [
-            (label, e) for label, e in entries if label in meant
-        ]
+        allowed = (
+            entries
+            if self.config.auto_backend_selection
+            else [(label, e) for label, e in entries if label in meant]
+        )
         return [(label, e, label in meant) for label, e in allowed]
 
     def _score(
@@ -637,8 +643,13 @@ class SmartBackendRouter:
 
         def key(a: Assessment) -> tuple[bool, bool, bool, float, str]:
             spec = self._entry(a.label).spec
-            return (not a.eligible, not a.preferred, spec.paid_type and not a.preferred,
-                    -(a.score or 0.0), a.label)
+            return (
+                not a.eligible,
+                not a.preferred,
+                spec.paid_type and not a.preferred,
+                -(a.score or 0.0),
+                a.label,
+            )
 
         return sorted(out, key=key)
 
@@ -754,7 +765,7 @@ class SmartBackendRouter:
             for label, e, pref in self._candidates(work)
         ]
         ranked = self._score(rows, profile.priority, remaining, profile)
-        items = []
+        items: list[Recommendation] = []
         for a in ranked:
             if not a.eligible:
                 continue

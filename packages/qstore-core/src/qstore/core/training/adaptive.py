@@ -84,7 +84,10 @@ class ShotSchedule:
         _check(f"{p}.target_ratio", isinstance(r, (int, float)) and r > 0, r, "use a number > 0")
         a = out.smoothing
         _check(
-            f"{p}.smoothing", isinstance(a, (int, float)) and 0 < a <= 1, a, "use a number in (0, 1]"
+            f"{p}.smoothing",
+            isinstance(a, (int, float)) and 0 < a <= 1,
+            a,
+            "use a number in (0, 1]",
         )
         return out
 

@@ -144,20 +144,22 @@ class TrainingConfig:
     @property
     def depth_schedule(self) -> DepthSchedule | None:
         """The adaptive-depth rule, or ``None`` when the depth is fixed."""
-        return _schedule(
+        out: DepthSchedule | None = _schedule(
             "adaptive_circuit_depth",
             self.adaptive_circuit_depth,
             lambda o: DepthSchedule.create(self.circuit_depth, **o),
         )
+        return out
 
     @property
     def shot_schedule(self) -> ShotSchedule | None:
         """The adaptive-shots rule, or ``None`` when shots are fixed."""
-        return _schedule(
+        out: ShotSchedule | None = _schedule(
             "adaptive_shot_allocation",
             self.adaptive_shot_allocation,
             lambda o: ShotSchedule.create(self.shots, **o),
         )
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data that :meth:`from_dict` turns back into an equal config."""

@@ -12,15 +12,24 @@ against ``cost_budget`` before they are submitted; when the budget runs out duri
 phase moves to the next backend that fits (or :class:`~qstore.core.errors.BudgetExceededError`
 is raised when none does).
 
->>> import numpy as np, qstore
->>> config = qstore.TrainingConfig(  # doctest: +SKIP
-...     n_qubits=4, circuit_depth=2, epochs=2, batch_size=16, ml_framework="pytorch",
-...     backends=[{"name": "local", "type": "simulator", "use_for": ["training", "validation"]}],
+>>> import asyncio, numpy as np, qstore
+>>> config = qstore.TrainingConfig(
+...     n_qubits=2,
+...     circuit_depth=1,
+...     epochs=1,
+...     batch_size=16,
+...     ml_framework="pytorch",
+...     backends=[{"name": "local", "use_for": ["training", "validation"]}],
+...     ledger_path=":memory:",
 ... )
->>> model = qstore.QuantumModel(config)  # doctest: +SKIP
->>> x = np.random.default_rng(0).uniform(0, np.pi, (64, 4)); y = (x[:, 0] > 1.5).astype(int)
->>> history = asyncio.run(model.train(train_data=(x, y), val_data=(x, y)))  # doctest: +SKIP
->>> print(model.get_cost_report())  # doctest: +SKIP
+>>> model = qstore.QuantumModel(config)
+>>> x = np.random.default_rng(0).uniform(0, np.pi, (32, 2))
+>>> y = (x[:, 0] > 1.5).astype(int)
+>>> history = asyncio.run(model.train(train_data=(x, y), val_data=(x, y), progress=False))
+>>> sorted(k for k in history if "loss" in k or "accuracy" in k)
+['accuracy', 'loss', 'val_accuracy', 'val_loss']
+>>> model.get_cost_report().model_cost
+0.0
 """
 
 from __future__ import annotations
@@ -137,8 +146,7 @@ def _arrays(
         x, y = np.asarray(got[0], dtype=np.float64), np.asarray(got[1])
     if x.ndim != 2 or x.shape[0] == 0:
         raise TrainingConfigError(
-            f"{what}: features must be [samples, features] with samples > 0, got "
-            f"{list(x.shape)}."
+            f"{what}: features must be [samples, features] with samples > 0, got {list(x.shape)}."
         )
     if y.shape[0] != x.shape[0]:
         raise TrainingConfigError(
