@@ -42,7 +42,10 @@ ROOT_MODELS = {
     ("v1", "PersistentVolumeClaim"): "V1PersistentVolumeClaim",
 }
 # The operator's rules that its OpenAPI models do not encode (training-operator API reference).
-REPLICA_TYPES = {"TFJob": {"Chief", "Master", "PS", "Worker", "Evaluator"}, "PyTorchJob": {"Master", "Worker"}}
+REPLICA_TYPES = {
+    "TFJob": {"Chief", "Master", "PS", "Worker", "Evaluator"},
+    "PyTorchJob": {"Master", "Worker"},
+}
 CONTAINER_NAME = {"TFJob": "tensorflow", "PyTorchJob": "pytorch"}
 RESTART_POLICIES = {"Always", "OnFailure", "Never", "ExitCode"}
 CLEAN_POD_POLICIES = {"All", "Running", "None"}
@@ -151,18 +154,23 @@ def test_manifest_validates_against_the_operator_api(name: str) -> None:
         validate(doc)
 
 
-@pytest.mark.parametrize(
-    ("change", "match"),
-    [
-        (lambda d: d["spec"]["tfReplicaSpecs"]["Worker"].update(replica=2), r"no field\(s\) \['replica'\]"),
-        (lambda d: d["spec"]["tfReplicaSpecs"]["Worker"].update(replicas="2"), "expected int"),
-        (lambda d: d["spec"].pop("tfReplicaSpecs"), "tf_replica_specs`, must not be `None`"),
-        (lambda d: trainer_container(d, "Worker").update(commands=["qstore"]), r"V1Container has no field"),
-        (lambda d: trainer_container(d, "Worker").update(name="tf"), "no container named 'tensorflow'"),
-        (lambda d: d["spec"]["tfReplicaSpecs"].update(Boss=d["spec"]["tfReplicaSpecs"]["Worker"]), "replica type"),
-        (lambda d: d["spec"]["runPolicy"].update(cleanPodPolicy="Sometimes"), "cleanPodPolicy"),
-    ],
-)  # fmt: skip
+def _worker(d: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = d["spec"]["tfReplicaSpecs"]["Worker"]
+    return spec
+
+
+BREAKAGES = [
+    (lambda d: _worker(d).update(replica=2), r"no field\(s\) \['replica'\]"),
+    (lambda d: _worker(d).update(replicas="2"), "expected int"),
+    (lambda d: d["spec"].pop("tfReplicaSpecs"), "tf_replica_specs`, must not be `None`"),
+    (lambda d: trainer_container(d, "Worker").update(commands=["x"]), "V1Container has no field"),
+    (lambda d: trainer_container(d, "Worker").update(name="tf"), "no container named 'tensorflow'"),
+    (lambda d: d["spec"]["tfReplicaSpecs"].update(Boss=_worker(d)), "replica type"),
+    (lambda d: d["spec"]["runPolicy"].update(cleanPodPolicy="Sometimes"), "cleanPodPolicy"),
+]
+
+
+@pytest.mark.parametrize(("change", "match"), BREAKAGES)
 def test_the_validation_refuses_broken_manifests(change: Any, match: str) -> None:
     (doc,) = load("tfjob-keras.yaml")
     broken = copy.deepcopy(doc)
@@ -177,8 +185,11 @@ def _registered_commands() -> set[str]:
 
 @pytest.mark.parametrize(
     ("name", "replicas", "command", "world"),
-    [("tfjob-keras.yaml", ("Worker",), "train-keras", 2), ("pytorchjob-ddp.yaml", ("Master", "Worker"), "train-torch", 2)],
-)  # fmt: skip
+    [
+        ("tfjob-keras.yaml", ("Worker",), "train-keras", 2),
+        ("pytorchjob-ddp.yaml", ("Master", "Worker"), "train-torch", 2),
+    ],
+)
 def test_jobs_run_our_command_with_resources_and_the_data_volume(
     name: str, replicas: tuple[str, ...], command: str, world: int
 ) -> None:
@@ -339,9 +350,7 @@ def test_the_pytorchjob_command_trains_on_two_local_processes(volume: Path) -> N
     commands, envs = [], []
     for rank, replica in enumerate(("Master", "Worker")):  # what the operator sets in each pod
         env = _base_env()
-        env.update(
-            RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
-        )
+        env.update(RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         envs.append(env)
         commands.append(local_command(doc, replica, volume, *SMALL_RUN))
     logs = _run_all(commands, envs)

@@ -49,16 +49,16 @@ def _positive_float(text: str) -> float:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Train as the parsed ``args`` say; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from qstore.tf.distributed import DistributedConfig, TensorFlowDistributedTrainer
-
-    from qstore.tf.distributed import cluster_spec
+    from qstore.tf.distributed import DistributedConfig, TensorFlowDistributedTrainer, cluster_spec
 
     # Each worker keeps its own BackupAndRestore state (Keras 3 would have every worker write
     # the same files); all of them hold the same weights, so each resumes where it stopped.
     task = cluster_spec().get("task", {})
     backup_dir = None
     if args.backup_dir:
-        backup_dir = str(Path(args.backup_dir) / f"{task.get('type', 'worker')}-{task.get('index', 0)}")
+        backup_dir = str(
+            Path(args.backup_dir) / f"{task.get('type', 'worker')}-{task.get('index', 0)}"
+        )
     # The strategy must exist before any other TensorFlow op: create the trainer first.
     trainer = TensorFlowDistributedTrainer(
         DistributedConfig(
@@ -87,7 +87,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     history = trainer.train(
         build,
         (data.x_train[:split], data.y_train[:split]),
-        val_data=(data.x_train[split:], data.y_train[split:]) if split < len(data.x_train) else None,
+        val_data=(data.x_train[split:], data.y_train[split:])
+        if split < len(data.x_train)
+        else None,
         epochs=args.epochs,
     )
     model = trainer.model

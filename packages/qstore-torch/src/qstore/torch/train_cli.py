@@ -58,7 +58,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     model = build_torch_model()
     gen = torch.Generator().manual_seed(args.seed)
     train = DataLoader(
-        TensorDataset(torch.from_numpy(data.x_train[:split]), torch.from_numpy(data.y_train[:split])),
+        TensorDataset(
+            torch.from_numpy(data.x_train[:split]), torch.from_numpy(data.y_train[:split])
+        ),
         batch_size=args.batch_size,
         shuffle=True,
         generator=gen,
