@@ -40,6 +40,7 @@ from qstore.core.engine.generic import (
     mm2,
     op_matrices,
     product_state,
+    scope,
 )
 from qstore.core.engine.program import GateOp, LayerOp, Program
 
@@ -69,6 +70,13 @@ def trace(
 
     With ``keep=False`` only the final state is kept (the backward pass then un-computes).
     """
+    with scope(ops, prog, ops.shape(values)[0]):
+        return _trace(ops, prog, values, initial_state, keep)
+
+
+def _trace(
+    ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | None, keep: bool
+) -> Trace:
     n = prog.n_qubits
     theta = gate_parameters(ops, prog, values)
     bsz = ops.shape(values)[0]
@@ -102,6 +110,11 @@ def trace_from_final(ops: ArrayOps, prog: Program, values: Tensor, final: Tensor
 
 def costate(ops: ArrayOps, prog: Program, state: Tensor, cot: Tensor) -> Tensor:
     """``lam = sum_o cot[:, o] O_o psi`` for the program's observables (``cot [B, n_obs]``)."""
+    with scope(ops, prog, ops.shape(state)[0]):
+        return _costate(ops, prog, state, cot)
+
+
+def _costate(ops: ArrayOps, prog: Program, state: Tensor, cot: Tensor) -> Tensor:
     obs = prog.observables
     assert obs is not None
     if obs.real_diagonal is not None:
@@ -260,6 +273,11 @@ def backward(ops: ArrayOps, prog: Program, tr: Trace, lam: Tensor) -> tuple[Tens
 
     ``lam`` is the costate at the final state (see :func:`costate`).
     """
+    with scope(ops, prog, ops.shape(tr.final)[0]):
+        return _backward(ops, prog, tr, lam)
+
+
+def _backward(ops: ArrayOps, prog: Program, tr: Trace, lam: Tensor) -> tuple[Tensor, Tensor | None]:
     n = prog.n_qubits
     oplist = prog.ops
     out = _Grads([], [])
@@ -288,6 +306,13 @@ def value_and_vjp(
     ops: ArrayOps, prog: Program, values: Tensor, cot: Tensor, keep: bool = True
 ) -> tuple[Tensor, Tensor]:
     """Expectations ``[B, n_obs]`` and ``d/dvalues [B, P]`` of ``sum(cot * expectations)``."""
+    with scope(ops, prog, ops.shape(values)[0]):
+        return _value_and_vjp(ops, prog, values, cot, keep)
+
+
+def _value_and_vjp(
+    ops: ArrayOps, prog: Program, values: Tensor, cot: Tensor, keep: bool
+) -> tuple[Tensor, Tensor]:
     tr = trace(ops, prog, values, keep=keep)
     lam = costate(ops, prog, tr.final, cot)
     gv, _ = backward(ops, prog, tr, lam)

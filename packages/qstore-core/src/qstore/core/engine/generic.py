@@ -14,6 +14,7 @@ permutation gathers, expectations) is here.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ import numpy.typing as npt
 
 from qstore.core.engine.binding import gate_parameters
 from qstore.core.engine.program import DiagOp, GateOp, LayerOp, PermOp, Program
+from qstore.core.engine.threads import engine_threads
 from qstore.core.errors import BindingError
 from qstore.core.gates import GateSpec
 
@@ -153,6 +155,11 @@ class NumpyOps:
         return np.sum(x, axis=axis)
 
     # -- optional primitives: NumPy's faster ways ------------------------------------------
+    def scope(self, n_qubits: int, rows: int) -> Any:
+        """A context for one engine call on ``rows`` states of ``n_qubits`` qubits: one BLAS
+        thread for small states (see :mod:`qstore.core.engine.threads`)."""
+        return engine_threads(rows << n_qubits)
+
     def gate_matrix(self, spec: GateSpec, params: Tensor) -> Tensor:
         """``spec``'s matrices for parameters ``[..., k]`` from its closed form (no Fourier sum)."""
         return spec.matrix_fn(params).astype(self.complex_dtype, copy=False)
@@ -417,6 +424,14 @@ def _ground_state(n: int) -> npt.NDArray[np.float64]:
     return init
 
 
+def scope(ops: ArrayOps, prog: Program, rows: Any) -> Any:
+    """``ops.scope`` for an engine call where the library has one (thread settings)."""
+    fn = getattr(ops, "scope", None)
+    if fn is None or not isinstance(rows, int):
+        return contextlib.nullcontext()
+    return fn(prog.n_qubits, rows)
+
+
 def run(
     ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | None = None
 ) -> Tensor:
@@ -426,6 +441,11 @@ def run(
     On small registers the trailing part of the circuit whose parameters are shared by the
     whole batch runs as one matrix (see :func:`unitary_plan`).
     """
+    with scope(ops, prog, ops.shape(values)[0]):
+        return _run(ops, prog, values, initial_state)
+
+
+def _run(ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | None) -> Tensor:
     n = prog.n_qubits
     theta = gate_parameters(ops, prog, values)
     bsz = ops.shape(values)[0]
@@ -638,6 +658,11 @@ def _plan_rows(
 
 def expectations(ops: ArrayOps, prog: Program, state: Tensor) -> Tensor:
     """``<O_o>`` for the program's observables: ``[B, n_obs]`` real."""
+    with scope(ops, prog, ops.shape(state)[0]):
+        return _expectations(ops, prog, state)
+
+
+def _expectations(ops: ArrayOps, prog: Program, state: Tensor) -> Tensor:
     obs = prog.observables
     assert obs is not None
     if obs.real_diagonal is not None:
