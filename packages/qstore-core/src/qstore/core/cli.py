@@ -1,4 +1,4 @@
-"""The ``qstore`` command (also ``python -m qstore.core``).
+"""The ``qstore`` command (also ``python -m qstore.core``)::
 
     qstore --version
     qstore backends [--json]      installed backends and their capabilities

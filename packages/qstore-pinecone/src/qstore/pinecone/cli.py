@@ -1,8 +1,10 @@
 """``qstore pinecone``: the Pinecone emulator as a server, and index creation.
 
-qstore pinecone emulator [--host 127.0.0.1] [--port 5080] [--api-key KEY]
-                         [--error-rate P] [--latency S]
-qstore pinecone create-index NAME --qubits N [--host URL]
+Usage::
+
+    qstore pinecone emulator [--host 127.0.0.1] [--port 5080] [--api-key KEY]
+                             [--error-rate P] [--latency S]
+    qstore pinecone create-index NAME --qubits N [--host URL]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``qstore bench``: run benchmark suites, or merge result files into one report.
+"""``qstore bench``: run benchmark suites, or merge result files into one report::
 
     qstore bench [SUITE...] [--quick] [--out DIR] [--contenders PAT...] [--qubits N...]
                  [--threads N...] [--reps N] [--budget S] [--max-call S] [--data-dir DIR]
