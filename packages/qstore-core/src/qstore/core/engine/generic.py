@@ -184,7 +184,7 @@ _FOURIER: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128]]] 
 
 
 def fourier_arrays(spec: GateSpec) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128]]:
-    """``(A/2 [k, T], C [T, d, d])`` with ``M(theta) = sum_t exp(i theta . A[:, t] / 2) C[t]``."""
+    """``(A/2 [k, T], C [T, d, d])`` with ``M(theta) = sum_t exp(i theta @ A[:, t] / 2) C[t]``."""
     hit = _FOURIER.get(spec.name)
     if hit is None:
         terms = spec.fourier
@@ -218,7 +218,7 @@ def gate_log_derivative(
     matrix: Tensor,
 ) -> Tensor:
     """``dM/dtheta_pi @ M^dagger`` of gates ``spec`` (``matrix`` is ``M``): a constant for Pauli
-    rotations (``-i/2 P``), else from the Fourier form ``dM = sum_t i a_t exp(i a . theta) C_t``."""
+    rotations (``-i/2 P``), else from the Fourier form ``dM = sum_t i a_t exp(i a @ theta) C_t``."""
     const = spec.log_derivatives[pi]
     if const is not None:
         return ops.const(const, True)

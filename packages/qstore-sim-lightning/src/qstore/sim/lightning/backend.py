@@ -1,13 +1,13 @@
 """The ``lightning``, ``lightning.gpu`` and ``lightning.kokkos`` backends: PennyLane Lightning.
 
-A circuit template is lowered once to Lightning's native gates (:mod:`.lowering`) and its
-observables to PennyLane measurements, both cached on the circuit. A batch becomes one tape per
-binding (gates without bound parameters are shared between tapes), executed by the device in one
-``execute`` call; the device's transform pipeline is skipped because every operation is native
-to it (checked once per device). Gradients use Lightning's adjoint method: by default one
-``execute_and_compute_vjp`` call (the cotangent-weighted observable is differentiated in one
-backward pass per tape); ``device_vjp=False`` computes full Jacobians instead. Gate-level
-gradients are mapped to the bindings through the parameter expressions.
+A circuit template is lowered once to Lightning's native gates
+(:mod:`qstore.sim.lightning.lowering`) and its observables to PennyLane measurements, both cached on
+the circuit. A batch becomes one tape per binding (gates without bound parameters are shared between
+tapes), executed by the device in one ``execute`` call; the device's transform pipeline is skipped
+because every operation is native to it (checked once per device). Gradients use Lightning's adjoint
+method: by default one ``execute_and_compute_vjp`` call (the cotangent-weighted observable is
+differentiated in one backward pass per tape); ``device_vjp=False`` computes full Jacobians instead.
+Gate-level gradients are mapped to the bindings through the parameter expressions.
 
 ``lightning.gpu`` and ``lightning.kokkos`` are always registered. Their capabilities say whether
 they can run here; using one that cannot raises an error naming what to install.
