@@ -12,16 +12,16 @@ import importlib
 import importlib.util
 import os
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 from sphinx.util import logging
 
 DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
 logger = logging.getLogger("qstore.docs")
 
-# -- the environment the tutorials run in -----------------------------------------------------------
+# -- the environment the tutorials run in ----------------------------------------------------------
 # The tutorial kernels inherit this process's environment.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up lines
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -53,16 +53,16 @@ def _fashion_mnist_found() -> bool:
         from qstore.core.datasets import find_fashion_mnist
 
         find_fashion_mnist()
-    except Exception:  # noqa: BLE001 - any failure means: not there
+    except Exception:
         return False
     return True
 
 
-# -- project -----------------------------------------------------------------------------------------
+# -- project ---------------------------------------------------------------------------------------
 _meta = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]
 project = "Q-Store"
 author = "The Q-Store developers"
-copyright = "2026, the Q-Store developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, the Q-Store developers"
 release = _meta["version"]
 version = release
 
@@ -81,7 +81,7 @@ exclude_patterns = ["_build", "_templates", "**/.ipynb_checkpoints", "tutorials/
 templates_path = ["_templates"]
 root_doc = "index"
 
-# -- theme ---------------------------------------------------------------------------------------------
+# -- theme -----------------------------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"Q-Store {release}"
 html_static_path: list[str] = []
@@ -89,7 +89,7 @@ html_theme_options = {"navigation_with_keys": True}
 pygments_style = "friendly"
 pygments_dark_style = "monokai"
 
-# -- MyST and MyST-NB --------------------------------------------------------------------------------
+# -- MyST and MyST-NB ------------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath", "amsmath"]
 myst_heading_anchors = 3
 nb_execution_mode = "force"  # every tutorial runs on every build: the pages cannot go stale
@@ -105,7 +105,7 @@ if not _fashion_mnist_found():
         "tutorials/fashion_mnist.md is shown without being executed."
     )
 
-# -- autodoc and autosummary ---------------------------------------------------------------------------
+# -- autodoc and autosummary -----------------------------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = False
 # The "Public names" table of a module page lists its __all__ (re-exports included); the members
@@ -136,7 +136,7 @@ intersphinx_mapping: dict[str, tuple[str, str | None]] = {}  # no network during
 intersphinx_disabled_reftypes = ["*"]
 
 
-# -- API reference: one autosummary entry per distribution ---------------------------------------------
+# -- API reference: one autosummary entry per distribution -----------------------------------------
 def _distribution_packages() -> list[tuple[str, str, str]]:
     """``(distribution, top package, description)`` of every project under ``packages/``.
 
@@ -224,11 +224,11 @@ for _src in sorted(REPO.glob("packages/*/src")):
         sys.path.append(str(_src))
 
 
-# -- re-exported names ----------------------------------------------------------------------------------
-# Every object is documented once, in the module that defines it (qstore.core.circuit.UnifiedCircuit).
-# The names users import (qstore.core.UnifiedCircuit, qstore.core.backends.get) are registered as
-# aliases of that description, so references and the "Public names" tables written with them
-# resolve to it, and short references are not ambiguous.
+# -- re-exported names ----------------------------------------------------------------------------
+# Every object is documented once, in the module that defines it
+# (qstore.core.circuit.UnifiedCircuit). The names users import (qstore.core.UnifiedCircuit,
+# qstore.core.backends.get) are registered as aliases of that description, so references and the
+# "Public names" tables written with them resolve to it, and short references are not ambiguous.
 def _defining_name(obj: object) -> str | None:
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None)
@@ -246,7 +246,7 @@ def _register_reexports(app, env):  # type: ignore[no-untyped-def]
     for module_name in modules:
         try:
             module = importlib.import_module(module_name)
-        except Exception:  # noqa: BLE001 - a page whose module fails to import has no aliases
+        except Exception:
             continue
         for name in getattr(module, "__all__", ()):
             alias = f"{module_name}.{name}"
