@@ -149,9 +149,10 @@ def _reduced(ops: ArrayOps, lam: Tensor, psi: Tensor, n: int, qubits: tuple[int,
             lv = ops.reshape(lam, (bsz, a, d))
             pv = ops.reshape(psi, (bsz, a, d))
             return ops.matmul(ops.swap_last(ops.conj(lv)), pv)
-        lv = ops.reshape(lam, (bsz, a, d, r))
-        pv = ops.reshape(psi, (bsz, a, d, r))
-        return ops.sum(ops.matmul(ops.conj(lv), ops.swap_last(pv)), 1)
+        # [B, d, a * r]: one product per sample with the long inner axis (not B * a small ones)
+        lv = ops.reshape(ops.moveaxis(ops.reshape(lam, (bsz, a, d, r)), [2], [1]), (bsz, d, -1))
+        pv = ops.reshape(ops.moveaxis(ops.reshape(psi, (bsz, a, d, r)), [2], [1]), (bsz, d, -1))
+        return ops.matmul(ops.conj(lv), ops.swap_last(pv))
     axes = [1 + q for q in qubits]
     front = list(range(1, k + 1))
     lt = ops.moveaxis(ops.reshape(lam, (bsz,) + (2,) * n), axes, front)
