@@ -213,7 +213,10 @@ def probabilities_from_states(states: Any) -> FloatArray:
 
 # -- gradients from final states -----------------------------------------------------------------
 
-_ADJOINT_OPS = generic.NumpyOps(np.complex128)
+_ADJOINT_OPS = {
+    np.dtype(np.complex64): generic.NumpyOps(np.complex64),
+    np.dtype(np.complex128): generic.NumpyOps(np.complex128),
+}
 
 
 def adjoint_from_final_states(
@@ -238,13 +241,16 @@ def adjoint_from_final_states(
         ("qstore.core.plugin.adjoint", names[:nb], names[nb:], obs),
         lambda: compile_program(circuit, names[:nb], names[nb:], obs),
     )
-    ops = _ADJOINT_OPS
-    final = np.asarray(final_states, dtype=np.complex128)
-    tr = adjoint.trace_from_final(ops, prog, full, final)
+    # single-precision simulators (qsim) get a single-precision backward pass, as fast as theirs
+    final = np.asarray(final_states)
+    if final.dtype not in _ADJOINT_OPS:
+        final = final.astype(np.complex128)
+    ops = _ADJOINT_OPS[final.dtype]
+    tr = adjoint.trace_from_final(ops, prog, full.astype(ops.real_dtype), final)
     values = np.asarray(generic.expectations(ops, prog, final), dtype=np.float64)
 
     def finish(cotangent: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-        cot = check_cotangent(cotangent, full.shape[0], len(obs))
+        cot = check_cotangent(cotangent, full.shape[0], len(obs)).astype(ops.real_dtype)
         gv = np.asarray(
             adjoint.backward(ops, prog, tr, adjoint.costate(ops, prog, final, cot))[0],
             dtype=np.float64,
