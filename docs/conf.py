@@ -23,7 +23,7 @@ logger = logging.getLogger("qstore.docs")
 
 # -- the environment the tutorials run in ----------------------------------------------------------
 # The tutorial kernels inherit this process's environment.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up lines
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up lines
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # two kernels run side by side on -j 2
 os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in the pages
@@ -97,6 +97,10 @@ nb_execution_timeout = 240
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
+# Libraries' start-up lines on stderr (TensorFlow's C++ logging, tqdm's notebook probe) are not
+# part of a tutorial: the pages show what the code prints and displays. A failing cell still
+# fails the build, with its traceback.
+nb_output_stderr = "remove"
 nb_execution_excludepatterns: list[str] = []
 if not _fashion_mnist_found():
     nb_execution_excludepatterns.append("tutorials/fashion_mnist.md")
