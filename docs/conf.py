@@ -270,13 +270,13 @@ def _skip_submodules(app, what, name, obj, skip, options):  # type: ignore[no-un
     return None
 
 
-# Guides written alongside the code they describe: index.md lists them, and a page that does not
-# exist (yet) is left out of its toctree rather than failing the build.
-_OPTIONAL_PAGES = ("routing", "kubernetes")
+# Guides written alongside the code they describe: index.md and migration.md list them, and a
+# page that does not exist (yet) is left out of its toctree rather than failing the build.
+_OPTIONAL_PAGES = ("routing", "kubernetes", "migration-v3.5")
 
 
 def _drop_missing_pages(app, docname, source):  # type: ignore[no-untyped-def]
-    if docname != "index":
+    if docname not in ("index", "migration"):
         return
     missing = {page for page in _OPTIONAL_PAGES if not (DOCS / f"{page}.md").is_file()}
     lines = source[0].splitlines(keepends=True)
