@@ -2,9 +2,11 @@
 
 Small registers are many small matrix products: a second BLAS thread buys nothing there, and
 when another process shares the cores, OpenBLAS's spinning threads make each product wait for a
-core: measured on 2 cores under load, the reference workload at 8 qubits ran at 570 samples/s
-with 2 threads and 8,800 with one. So the engine runs states of up to :data:`SINGLE_THREAD_MAX`
-amplitudes (the whole batch) on one BLAS thread, and larger ones on the library's default.
+core: measured on 2 cores under load, the reference workload (batch 32) ran at 570 samples/s
+with 2 threads and 8,800 with one at 8 qubits, and at 5 to 29 samples/s with 2 threads and 30
+with one at 16 qubits. So the engine runs states of up to :data:`SINGLE_THREAD_MAX` amplitudes
+(the whole batch: 17 qubits at batch 32) on one BLAS thread, and larger ones on the library's
+default.
 
 The limit is set with ``threadpoolctl`` when it is installed (``pip install threadpoolctl``; the
 framework distributions depend on it) and only around the engine's own calls, so the rest of
@@ -22,7 +24,7 @@ __all__ = ["SINGLE_THREAD_MAX", "engine_threads"]
 
 #: States of up to this many amplitudes (batch x 2**n) run on one BLAS thread
 #: (``QSTORE_SINGLE_THREAD_MAX`` overrides it; 0 turns the limit off).
-SINGLE_THREAD_MAX = int(os.environ.get("QSTORE_SINGLE_THREAD_MAX", str(1 << 18)))
+SINGLE_THREAD_MAX = int(os.environ.get("QSTORE_SINGLE_THREAD_MAX", str(1 << 22)))
 
 _CONTROLLER: list[Any] = []
 

@@ -818,8 +818,11 @@ class SmartBackendRouter:
                 )
             except BudgetExceededError as exc:
                 raise (last or exc) from None
-            preferred = preferred or decision.backend
-            if decision.fallback or decision.backend != preferred:
+            if preferred is None:
+                # the entry meant for this workload, when the router had to pass it over
+                meant = [a.label for a in decision.candidates if a.preferred]
+                preferred = meant[0] if decision.fallback and meant else decision.backend
+            if decision.backend != preferred:
                 msg = (
                     f"Running on {decision.backend!r} instead of "
                     f"{(excluded[0] if excluded else preferred)!r}: "
