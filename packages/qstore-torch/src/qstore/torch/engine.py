@@ -270,6 +270,8 @@ def _simulate(
         one_node = not torch.compiler.is_compiling() and not _functorch_active()
         if values.device.type != "cpu" and prog.n_qubits > DEVICE_ADJOINT_MAX_QUBITS:
             one_node = False
+        if not prog.ops:  # a measurement only (ExpectationValue): two ops, autograd is cheaper
+            one_node = False
         if wants_grad and one_node:
             use_numpy = values.device.type == "cpu" and prog.n_qubits <= NUMPY_MAX_QUBITS
             eng = _NUMPY_OPS[ops.complex_dtype] if use_numpy else ops
