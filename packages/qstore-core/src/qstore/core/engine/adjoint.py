@@ -206,34 +206,62 @@ def _layer_grads(
     if not pqs:
         return
     bsz = ops.shape(psi)[0]
-    per_q: dict[int, Tensor] = {}
+    parts: list[Tensor] = []
+    covered: list[int] = []
     for start, size in op.chunks:
         if not any(start <= q < start + size for q in pqs):
             continue
         rc = _reduced(ops, lam, psi, n, tuple(range(start, start + size)))
-        part = ops.sum(ops.take(ops.reshape(rc, (bsz, -1)), _partial_index(size)), -1)
-        for q, rq in zip(range(start, start + size), _unstack(ops, part, 1), strict=True):
-            per_q[q] = rq  # [B, 2, 2]
+        parts.append(ops.sum(ops.take(ops.reshape(rc, (bsz, -1)), _partial_index(size)), -1))
+        covered.extend(range(start, start + size))
+    r_all = parts[0] if len(parts) == 1 else ops.concat(parts, 1)  # [B, covered, 2, 2]
+    per_q: dict[int, Tensor] | None = None
     for grp, gl in zip(op.groups, lm.group_gates, strict=True):
         if not grp.parameterized:
             continue
-        rg = ops.stack([per_q[q] for q in grp.qubit_list], 1)  # [B, nb, 2, 2]
-        suffix: list[Tensor | None] = [None] * len(gl)
-        acc: Tensor | None = None
-        for k in range(len(gl) - 1, -1, -1):
-            suffix[k] = acc
-            acc = gl[k] if acc is None else mm2(ops, acc, gl[k])
-        for k, spec in enumerate(grp.specs):
-            if grp.const[k] is not None:
-                continue
-            idx = grp.params[k]
-            sk = suffix[k]
-            for pi in range(spec.n_params):
-                a = gate_log_derivative(ops, spec, theta, idx, grp.batched[k], pi, gl[k])
-                if sk is not None:
-                    a = mm2(ops, mm2(ops, sk, a), dagger(ops, sk))
+        if list(grp.qubit_list) == covered:  # the usual case: one group over the whole layer
+            rg = r_all
+        else:
+            if per_q is None:
+                per_q = dict(zip(covered, _unstack(ops, r_all, 1), strict=True))
+            rg = ops.stack([per_q[q] for q in grp.qubit_list], 1)  # [B, nb, 2, 2]
+        _group_grads(ops, grp, gl, theta, rg, out)
+
+
+def _group_grads(
+    ops: ArrayOps, grp: Any, gl: tuple[Tensor, ...], theta: Tensor, rg: Tensor, out: _Grads
+) -> None:
+    """Every parameter of one block group, from its reduced cross-densities ``rg [B, nb, 2, 2]``:
+    ``2 Re sum_ij A_ij R_ij`` with ``A = S (dG G^dagger) S^dagger``. Generators shared by the
+    batch are stacked and contracted with ``rg`` in one product."""
+    nb = len(grp.qubit_list)
+    suffix: list[Tensor | None] = [None] * len(gl)
+    acc: Tensor | None = None
+    for k in range(len(gl) - 1, -1, -1):
+        suffix[k] = acc
+        acc = gl[k] if acc is None else mm2(ops, acc, gl[k])
+    shared: list[Tensor] = []
+    shared_index: list[npt.NDArray[np.intp]] = []
+    for k, spec in enumerate(grp.specs):
+        if grp.const[k] is not None:
+            continue
+        idx = grp.params[k]
+        sk = suffix[k]
+        for pi in range(spec.n_params):
+            a = gate_log_derivative(ops, spec, theta, idx, grp.batched[k], pi, gl[k])
+            if sk is not None:
+                a = mm2(ops, mm2(ops, sk, a), dagger(ops, sk))
+            if len(ops.shape(a)) == 4:  # per sample: [B, nb, 2, 2]
                 out.blocks.append(ops.sum(ops.real(a * rg), (-2, -1)))  # [B, nb]
                 out.index.append(idx[:, pi])
+            else:
+                shared.append(ops.broadcast_to(a, (nb, 2, 2)) if len(ops.shape(a)) == 2 else a)
+                shared_index.append(idx[:, pi])
+    if shared:
+        gens = shared[0][None] if len(shared) == 1 else ops.stack(shared, 0)  # [K, nb, 2, 2]
+        contrib = ops.real(ops.einsum("knij,bnij->bkn", gens, rg))  # [B, K, nb]
+        out.blocks.append(ops.reshape(contrib, (-1, len(shared) * nb)))
+        out.index.append(np.concatenate(shared_index))
 
 
 def _gate_grads(
