@@ -41,6 +41,7 @@ from typing import TextIO
 import numpy as np
 
 from qstore.core import __version__
+from qstore.core.argtypes import int_at_least
 from qstore.core.backends import registry
 from qstore.core.backends.base import FloatArray
 from qstore.core.bench import command as bench_command
@@ -295,19 +296,6 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 # -- entry point -----------------------------------------------------------------------------
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
-
-
 def _version() -> str:
     return f"{PROG} {__version__} (qstore-core, Python {platform.python_version()})"
 
@@ -352,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=None, help="random seed (default 7 for circuit, 0 otherwise)"
     )
     g = p.add_argument_group("circuit")
-    g.add_argument("--qubits", type=_int_at_least(1), default=8, help="qubits (default 8)")
-    g.add_argument("--shots", type=_int_at_least(1), default=1000, help="shots (default 1000)")
+    g.add_argument("--qubits", type=int_at_least(1), default=8, help="qubits (default 8)")
+    g.add_argument("--shots", type=int_at_least(1), default=1000, help="shots (default 1000)")
     g.add_argument("--backend", default="local", help="backend name (default local)")
     g = p.add_argument_group("fashion-mnist")
     g.add_argument(
@@ -376,19 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="download the official files (MD5-verified; from $QSTORE_FASHION_MNIST_URL when "
         "set) when they are not found",
     )
-    g.add_argument("--epochs", type=_int_at_least(1), default=3, help="epochs (default 3)")
-    g.add_argument(
-        "--batch-size", type=_int_at_least(1), default=32, help="batch size (default 32)"
-    )
+    g.add_argument("--epochs", type=int_at_least(1), default=3, help="epochs (default 3)")
+    g.add_argument("--batch-size", type=int_at_least(1), default=32, help="batch size (default 32)")
     g.add_argument(
         "--n-train",
-        type=_int_at_least(10),
+        type=int_at_least(10),
         metavar="N",
         help="train on a random subset of N training images (default all 60000)",
     )
     g.add_argument(
         "--n-test",
-        type=_int_at_least(10),
+        type=int_at_least(10),
         metavar="N",
         help="test on a random subset of N test images (default all 10000)",
     )

@@ -27,23 +27,11 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from qstore.core.argtypes import positive_float, positive_int
+
 __all__ = ["register", "run"]
 
 COMMAND = "train-keras"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -124,11 +112,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``qstore train-keras``."""
     p.add_argument("--data-dir", help="the four Fashion-MNIST IDX gzip files (default: search)")
-    p.add_argument("--n-train", type=_positive_int, help="train on a random subset of N images")
-    p.add_argument("--n-test", type=_positive_int, help="test on a random subset of N images")
-    p.add_argument("--epochs", type=_positive_int, default=3)
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="per worker")
-    p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
+    p.add_argument("--n-train", type=positive_int, help="train on a random subset of N images")
+    p.add_argument("--n-test", type=positive_int, help="test on a random subset of N images")
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="per worker")
+    p.add_argument("--learning-rate", type=positive_float, default=1e-3)
     p.add_argument("--validation-split", type=float, default=0.2)
     p.add_argument(
         "--communication",

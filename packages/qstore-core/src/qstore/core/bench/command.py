@@ -20,6 +20,7 @@ import subprocess
 import sys
 from typing import TextIO
 
+from qstore.core.argtypes import positive_float, positive_int
 from qstore.core.bench import plugins
 from qstore.core.bench.harness import THREAD_VARIABLES, BenchError
 from qstore.core.bench.report import write_report
@@ -43,26 +44,6 @@ examples:
 Results: one JSON file per suite, environment and thread setting in --out, then report.md and
 PNG plots there, merged from every JSON file in that directory.
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,27 +74,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="only contenders whose name contains (or glob-matches) one of these",
     )
     p.add_argument(
-        "--qubits", nargs="+", type=_positive_int, default=[], metavar="N", help="RW sizes"
+        "--qubits", nargs="+", type=positive_int, default=[], metavar="N", help="RW sizes"
     )
     p.add_argument(
         "--threads",
         nargs="+",
-        type=_positive_int,
+        type=positive_int,
         default=[],
         metavar="N",
         help="thread settings, each run in its own process (default: as the environment says)",
     )
-    p.add_argument("--reps", type=_positive_int, default=None, help="timed repetitions")
+    p.add_argument("--reps", type=positive_int, default=None, help="timed repetitions")
     p.add_argument(
-        "--budget", type=_positive_float, default=None, help="seconds per figure, at most"
+        "--budget", type=positive_float, default=None, help="seconds per figure, at most"
     )
     p.add_argument(
         "--max-call",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="skip sizes where one call is predicted to take longer than this (seconds)",
     )
-    p.add_argument("--epochs", type=_positive_int, default=None, help="Fashion-MNIST epochs")
+    p.add_argument("--epochs", type=positive_int, default=None, help="Fashion-MNIST epochs")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST directory (IDX files)")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
