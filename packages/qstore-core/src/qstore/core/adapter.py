@@ -339,8 +339,15 @@ class ExpectationAdapter:
         """Expectations ``[B, n_obs]`` (nothing kept)."""
         return self.forward(inputs, weights, keep=False).values
 
-    def vjp(self, fwd: Forward, cotangent: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-        """``(d/dinputs [B, P], d/dweights [S])`` of ``sum(cotangent * values)`` at ``fwd``."""
+    def vjp(
+        self, fwd: Forward, cotangent: npt.ArrayLike, *, inputs: bool = True
+    ) -> tuple[FloatArray, FloatArray]:
+        """``(d/dinputs [B, P], d/dweights [S])`` of ``sum(cotangent * values)`` at ``fwd``.
+
+        ``inputs=False``: the inputs need no gradient (data fed to a first layer); a
+        parameter-shift gradient then shifts only the gates that depend on the weights, and
+        ``d/dinputs`` is zeros.
+        """
         x, w = fwd.inputs, fwd.weights
         cot = np.asarray(cotangent, dtype=np.float64)
         if cot.shape != fwd.values.shape:
@@ -354,7 +361,9 @@ class ExpectationAdapter:
         if fwd.vjp_fn is not None:
             gx, gw = fwd.vjp_fn(cot)
         elif self._method is not None:
-            gx, gw = self._method.vjp(self.circuit, obs, x, cot, names=names, shared=shared)
+            gx, gw = self._method.vjp(
+                self.circuit, obs, x, cot, names=names, shared=shared, inputs=inputs
+            )
         else:
             fused = getattr(self.backend, "value_and_vjp", None)
             if callable(fused):

@@ -64,7 +64,7 @@ class BackendExpectation(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         in_dtype, in_device, w_dtype, w_device = ctx.meta
-        gx, gw = ctx.adapter.vjp(ctx.fwd, _numpy(grad_out))
+        gx, gw = ctx.adapter.vjp(ctx.fwd, _numpy(grad_out), inputs=ctx.needs_input_grad[0])
         return (
             torch.as_tensor(gx, dtype=in_dtype, device=in_device)
             if ctx.needs_input_grad[0]

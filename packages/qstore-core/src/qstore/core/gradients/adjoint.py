@@ -84,6 +84,7 @@ class AdjointGradient(GradientMethod):
         cot: FloatArray,
         shots: int | None,
         seed: int | None,
+        inputs: bool = True,
     ) -> tuple[FloatArray, FloatArray, int]:
         self._check_exact(shots)
         gv, gs = self.backend.vjp(

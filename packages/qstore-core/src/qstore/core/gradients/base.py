@@ -287,7 +287,10 @@ class GradientMethod(abc.ABC):
         cot: FloatArray,
         shots: int | None,
         seed: int | None,
+        inputs: bool = True,
     ) -> tuple[FloatArray, FloatArray, int]:
+        """The VJP; with ``inputs=False`` a method may skip the work for the per-sample columns
+        (their gradient is then zeros)."""
         jac, n_eval = self._jacobian(circuit, observables, b, shots, seed)
         g = np.einsum("bo,boc->bc", cot, jac)
         p = len(b.names)
@@ -322,11 +325,17 @@ class GradientMethod(abc.ABC):
         *,
         shots: int | None = None,
         seed: int | None = None,
+        inputs: bool = True,
     ) -> tuple[FloatArray, FloatArray]:
-        """Gradient of ``sum(cotangent * expectations)``: ``(g_values [B, P], g_shared [S])``."""
+        """Gradient of ``sum(cotangent * expectations)``: ``(g_values [B, P], g_shared [S])``.
+
+        ``inputs=False`` says the per-sample values need no gradient (a first layer fed data):
+        parameter shift then shifts only the gates that depend on shared values (fewer circuits,
+        less money on hardware) and ``g_values`` is zeros.
+        """
         obs, b, shots, seed = self._inputs(circuit, observables, values, names, shared, shots, seed)
         cot = check_cotangent(cotangent, b.batch, len(obs))
-        gv, gs, _ = self._vjp(circuit, obs, b, cot, shots, seed)
+        gv, gs, _ = self._vjp(circuit, obs, b, cot, shots, seed, inputs)
         return gv, gs
 
     def _inputs(

@@ -15,7 +15,7 @@ two evaluations for ``RX RY RZ P U3 RXX RYY RZZ ZZ GPI`` and the ``θ`` of ``MS`
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -168,11 +168,14 @@ class ParameterShiftGradient(GradientMethod):
         b: Bindings,
         shots: int | None,
         seed: int | None,
+        inputs: bool = True,
     ) -> tuple[FloatArray, int]:
         tpl = shift_template(circuit)
         full = b.full
         bsz, n_obs, n_cols = b.batch, len(observables), len(b.all_names)
         jac = np.zeros((bsz, n_obs, n_cols))
+        if not inputs:  # only the shared columns' gradients are wanted: shift nothing else
+            tpl = _restricted(tpl, frozenset(b.shared_names))
         t = tpl.n_shifts
         if t == 0:
             return jac, 0
@@ -206,3 +209,41 @@ class ParameterShiftGradient(GradientMethod):
         for o in range(n_obs):
             jac[:, o, :] = pmap.chain_rule(full, gtheta[o])
         return jac, t * bsz
+
+    def _vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: list[PauliSum],
+        b: Bindings,
+        cot: FloatArray,
+        shots: int | None,
+        seed: int | None,
+        inputs: bool = True,
+    ) -> tuple[FloatArray, FloatArray, int]:
+        jac, n_eval = self._jacobian(circuit, observables, b, shots, seed, inputs)
+        g = np.einsum("bo,boc->bc", cot, jac)
+        p = len(b.names)
+        gv = g[:, :p] if inputs else np.zeros((b.batch, p))
+        return gv, g[:, p:].sum(axis=0), n_eval
+
+
+def _restricted(tpl: ShiftTemplate, wanted: frozenset[str]) -> ShiftTemplate:
+    """``tpl`` shifting only the gate parameters whose expressions involve a ``wanted`` symbol
+    (e.g. the weights, when the per-sample inputs need no gradient: on paid hardware every
+    shifted circuit costs money)."""
+    keep = [j for j, g in enumerate(tpl.shifted.tolist()) if set(tpl.exprs[g].symbols) & wanted]
+    if len(keep) == len(tpl.shifted):
+        return tpl
+    ends = [*tpl.starts.tolist()[1:], tpl.n_shifts]
+    rows = [t for j in keep for t in range(int(tpl.starts[j]), ends[j])]
+    sizes = [ends[j] - int(tpl.starts[j]) for j in keep]
+    return replace(
+        tpl,
+        param=tpl.param[rows],
+        amount=tpl.amount[rows],
+        weight=tpl.weight[rows],
+        starts=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        if keep
+        else np.zeros(0, dtype=np.intp),
+        shifted=tpl.shifted[keep],
+    )
