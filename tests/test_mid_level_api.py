@@ -115,7 +115,8 @@ def test_gradient_method_is_honoured():
     assert adj[0].vjp_calls == 1 and adj[1] == 16 + 16
     # parameter shift: no backend VJP; the forward rows, then two shifted rows per parameter
     # (6 weights, 3 inputs) and row
-    assert ps[0].vjp_calls == 0 and ps[1] == 16 + 16 * 2 * 9
+    # the inputs are data (no gradient wanted): only the 6 weights' gates are shifted
+    assert ps[0].vjp_calls == 0 and ps[1] == 16 + 16 * 2 * 6
 
 
 def test_adaptive_shot_allocation_changes_the_shots_that_run():
@@ -169,20 +170,21 @@ def test_budget_running_out_during_training_moves_to_the_fallback():
     ]
     x, y = _data(32)
     # per step on 'priced' at 100 shots x $0.001: the forward pass, 16 rows = $1.60, then the
-    # parameter-shift gradient, 16 rows x 2 shifts x (6 weights + 3 inputs) = $28.80
+    # parameter-shift gradient of the weights (the inputs are data), 16 rows x 2 shifts x 6
+    # weights = $19.20
     model = _model(
-        {"priced": Priced(seed=0), "rec": Recording()}, entries, shots=100, cost_budget=50.0
+        {"priced": Priced(seed=0), "rec": Recording()}, entries, shots=100, cost_budget=30.0
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = asyncio.run(model.train((x, y), progress=False))
-    # step 1: $30.40; step 2: its forward pass fits ($1.60), its gradient ($28.80 > $18.00
+    # step 1: $20.80; step 2: its forward pass fits ($1.60), its gradient ($19.20 > $7.60
     # left) does not, so the step reruns on the fallback, and training stays there
     assert history["train_backend"] == ["rec", "rec"]
     assert any(issubclass(w.category, FallbackWarning) for w in caught)
     report = model.get_cost_report()
-    assert report.used <= 50.0 and report.used == pytest.approx(30.4 + 1.6)
-    assert report.left == pytest.approx(50.0 - 32.0)
+    assert report.used <= 30.0 and report.used == pytest.approx(20.8 + 1.6)
+    assert report.left == pytest.approx(30.0 - 22.4)
     assert [b["backend"] for b in report.backends] == ["priced"]
 
 
