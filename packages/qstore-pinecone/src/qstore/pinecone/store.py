@@ -378,13 +378,7 @@ class PineconeStateStore:
         bindings: Any = None,
     ) -> list[Match]:
         """The ``top_k`` states of highest fidelity with ``state``, exact, ties by id."""
-        arr = st.as_states(
-            state, bindings=bindings, n_qubits=self._n_qubits, backend=self.backend, what="state"
-        )
-        if arr.shape[0] != 1:
-            raise StoreInputError(
-                f"query() takes one state, got {arr.shape[0]}; use query_many() for a batch."
-            )
+        arr = st.one_state(state, bindings=bindings, n_qubits=self._n_qubits, backend=self.backend)
         return self.query_many(arr, top_k, filter, namespace)[0]
 
     def query_many(

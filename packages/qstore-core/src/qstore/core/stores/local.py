@@ -447,13 +447,7 @@ class LocalStateStore:
         ``state``: amplitudes ``[2**n]`` (or ``[1, 2**n]``), or a circuit with one row of
         ``bindings``.
         """
-        arr = st.as_states(
-            state, bindings=bindings, n_qubits=self._n_qubits, backend=self.backend, what="state"
-        )
-        if arr.shape[0] != 1:
-            raise StoreInputError(
-                f"query() takes one state, got {arr.shape[0]}; use query_many() for a batch."
-            )
+        arr = st.one_state(state, bindings=bindings, n_qubits=self._n_qubits, backend=self.backend)
         return self._search(arr, top_k, filter, namespace)[0]
 
     def query_many(

@@ -36,6 +36,7 @@ __all__ = [
     "check_top_k",
     "fidelities",
     "from_real",
+    "one_state",
     "to_real",
     "top_k",
 ]
@@ -184,6 +185,19 @@ def as_states(
         raise StoreInputError(
             f"{what}[{row}] has norm {norms[row]:.9g}, not 1 (within {NORM_TOLERANCE:g}); "
             "normalise first: psi / np.linalg.norm(psi, axis=-1, keepdims=True)."
+        )
+    return arr
+
+
+def one_state(
+    state: Any, *, bindings: Any = None, n_qubits: int | None = None, backend: str = "local"
+) -> ComplexArray:
+    """:func:`as_states` for the single query state of ``query()``: ``[1, 2**n]``, or
+    :class:`StoreInputError` pointing to ``query_many()`` for a batch."""
+    arr = as_states(state, bindings=bindings, n_qubits=n_qubits, backend=backend, what="state")
+    if arr.shape[0] != 1:
+        raise StoreInputError(
+            f"query() takes one state, got {arr.shape[0]}; use query_many() for a batch."
         )
     return arr
 
