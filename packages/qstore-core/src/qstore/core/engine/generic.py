@@ -226,18 +226,20 @@ def gate_log_derivative(
     src = theta if batched else theta[0]
     p = ops.take(src, index)
     phases = ops.exp_i(ops.matmul(p, ops.const(a, False)))  # [(B,) nb, T]
-    slope = _program_free_const(("dlog", spec.name, pi), lambda: 1j * a[pi])
+    slope = _slope(spec, pi)
     dm = ops.einsum("...t,tij->...ij", phases * ops.const(slope, True), ops.const(c, True))
     return mm2(ops, dm, dagger(ops, matrix))
 
 
-_SLOPES: dict[tuple[object, ...], npt.NDArray[np.complex128]] = {}
+_SLOPES: dict[tuple[str, int], npt.NDArray[np.complex128]] = {}
 
 
-def _program_free_const(key: tuple[object, ...], make: Any) -> Any:
-    hit = _SLOPES.get(key)
+def _slope(spec: GateSpec, pi: int) -> npt.NDArray[np.complex128]:
+    """``i a[pi]``: the derivative factor of each Fourier term of ``spec`` in parameter ``pi``
+    (kept, like ``_FOURIER``, as a long-lived array that array libraries cache by identity)."""
+    hit = _SLOPES.get((spec.name, pi))
     if hit is None:
-        hit = _SLOPES[key] = np.asarray(make())
+        hit = _SLOPES[(spec.name, pi)] = 1j * fourier_arrays(spec)[0][pi]
     return hit
 
 
@@ -292,7 +294,7 @@ class LayerMatrices:
     chunks: tuple[Tensor, ...]  # per chunk of the layer: Kronecker product of its blocks
 
 
-def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor, n: int) -> LayerMatrices:
+def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> LayerMatrices:
     """Fused matrix of every block of a layer, the gates of each group and the chunk matrices."""
     per_q: dict[int, Tensor] = {}
     groups: list[tuple[Tensor, ...]] = []
@@ -329,7 +331,7 @@ def op_matrices(
     out: dict[int, Any] = {}
     for op in oplist:
         if isinstance(op, LayerOp):
-            out[id(op)] = layer_matrices(ops, op, theta, prog.n_qubits)
+            out[id(op)] = layer_matrices(ops, op, theta)
         elif isinstance(op, GateOp):
             ref = op.gate
             if ref.const_matrix is not None:
@@ -467,7 +469,7 @@ def _run(ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | N
             )
         state = initial_state
     elif opsl and isinstance(opsl[0], LayerOp):
-        state = product_state(ops, layer_matrices(ops, opsl[0], theta, n), n, bsz)
+        state = product_state(ops, layer_matrices(ops, opsl[0], theta), n, bsz)
         opsl = opsl[1:]
     else:
         init = _program_const(prog, "generic.ground", lambda: _ground_state(n))
