@@ -25,7 +25,7 @@ from qstore.core.engine.program import Program, compile_program
 from qstore.core.errors import BackendError, BindingError, QStoreError
 from qstore.core.gates import GATES
 from qstore.core.observables import PauliSum, as_observables
-from qstore.core.validation import check_cotangent, check_shots
+from qstore.core.validation import check_shots
 
 _NP = generic.NumpyOps()
 _ROTATE_TO_Z = {
@@ -191,8 +191,6 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
         this forward pass kept (:class:`qstore.core.adapter.KeepsForward`): the framework
         layers simulate the forward pass once per training step."""
         prog, v = self._prepare(circuit, observables, values, names, shared)
-        assert prog.observables is not None
-        n_obs = prog.observables.n_obs
         # Keep the state after every op when that fits in half the memory budget; otherwise the
         # backward pass un-computes it alongside the costate.
         itemsize = np.dtype(self._ctype).itemsize
@@ -200,13 +198,8 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
         tr = adjoint.trace(self._ops, prog, v, keep=need <= memory_limit_bytes() // 2)
         out = np.asarray(generic.expectations(self._ops, prog, tr.final), dtype=np.float64)
 
-        def finish(cotangent: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-            cot = check_cotangent(cotangent, v.shape[0], n_obs)
-            lam = adjoint.costate(self._ops, prog, tr.final, cot)
-            gv = np.asarray(adjoint.backward(self._ops, prog, tr, lam)[0], dtype=np.float64)
-            nb = prog.n_batched
-            return gv[:, :nb], gv[:, nb:].sum(axis=0)
-
+        finish: Callable[[npt.ArrayLike], tuple[FloatArray, FloatArray]]
+        finish = adjoint.vjp_fn(self._ops, prog, tr)
         return out, finish
 
     def probabilities(

@@ -249,14 +249,8 @@ def adjoint_from_final_states(
     tr = adjoint.trace_from_final(ops, prog, full.astype(ops.real_dtype), final)
     values = np.asarray(generic.expectations(ops, prog, final), dtype=np.float64)
 
-    def finish(cotangent: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-        cot = check_cotangent(cotangent, full.shape[0], len(obs)).astype(ops.real_dtype)
-        gv = np.asarray(
-            adjoint.backward(ops, prog, tr, adjoint.costate(ops, prog, final, cot))[0],
-            dtype=np.float64,
-        )
-        return gv[:, :nb], gv[:, nb:].sum(axis=0)
-
+    finish: Callable[[npt.ArrayLike], tuple[FloatArray, FloatArray]]
+    finish = adjoint.vjp_fn(ops, prog, tr)
     return values, finish
 
 
@@ -267,8 +261,9 @@ class SimulatorPluginMixin(ProbabilitySampling, FusedVJP, Generic[TemplateT]):
     """The part of a simulator plugin's backend that does not depend on the simulator.
 
     The backend sets ``name`` and ``_rng`` (the default shot generator) and implements
-    :meth:`state`, :meth:`_template`, :meth:`_run_expectations`, :meth:`_gate_vjp` and
-    :meth:`_basis_states`.
+    :meth:`state`, :meth:`_template`, :meth:`_run_expectations` and :meth:`_basis_states`, and
+    either :meth:`_gate_vjp` (its own gradient per gate parameter, as Lightning's adjoint) or its
+    own ``value_and_vjp`` (qsim: :func:`adjoint_from_final_states`).
     """
 
     name: str

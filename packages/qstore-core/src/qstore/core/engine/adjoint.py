@@ -43,8 +43,17 @@ from qstore.core.engine.generic import (
     scope,
 )
 from qstore.core.engine.program import GateOp, LayerOp, Program
+from qstore.core.validation import check_cotangent
 
-__all__ = ["Trace", "backward", "costate", "trace", "trace_from_final", "value_and_vjp"]
+__all__ = [
+    "Trace",
+    "backward",
+    "costate",
+    "trace",
+    "trace_from_final",
+    "value_and_vjp",
+    "vjp_fn",
+]
 
 
 @dataclass(frozen=True)
@@ -329,6 +338,24 @@ def _backward(ops: ArrayOps, prog: Program, tr: Trace, lam: Tensor) -> tuple[Ten
     else:
         gvalues = tr.values * 0.0
     return gvalues, (lam if tr.has_initial else None)
+
+
+def vjp_fn(ops: ArrayOps, prog: Program, tr: Trace) -> Any:
+    """The VJP of a NumPy trace as a function of the cotangent ``[B, n_obs]``: what backends
+    return from ``value_and_vjp_fn`` (the forward pass kept, the backward pass later).
+
+    ``finish(cotangent) -> (d/dvalues [B, n_batched], d/dshared [n_shared])`` (float64).
+    """
+    assert prog.observables is not None
+    bsz, n_obs, nb = ops.shape(tr.final)[0], prog.observables.n_obs, prog.n_batched
+
+    def finish(cotangent: Any) -> tuple[Any, Any]:
+        cot = np.asarray(check_cotangent(cotangent, bsz, n_obs), dtype=ops.real_dtype)
+        lam = costate(ops, prog, tr.final, cot)
+        gv = np.asarray(backward(ops, prog, tr, lam)[0], dtype=np.float64)
+        return gv[:, :nb], gv[:, nb:].sum(axis=0)
+
+    return finish
 
 
 def value_and_vjp(
