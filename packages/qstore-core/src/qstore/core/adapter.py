@@ -528,5 +528,8 @@ class UnitaryAdapter:
         values = np.broadcast_to(w, (self.dim, w.size))
         tr = adjoint.trace_from_final(ops, prog, values, np.ascontiguousarray(u.T))
         # the cotangent is 2 dL/d conj(U): row j of lam is half of column j of g
-        gv = adjoint.backward(ops, prog, tr, np.ascontiguousarray(g.T) * 0.5)[0]
-        return np.asarray(np.asarray(gv).sum(axis=0), dtype=np.float64)
+        got = adjoint.backward(ops, prog, tr, np.ascontiguousarray(g.T) * 0.5)
+        gw: FloatArray = np.asarray(got.rows, dtype=np.float64).sum(axis=0)
+        if got.total is not None:
+            gw = gw + np.asarray(got.total, dtype=np.float64)
+        return gw

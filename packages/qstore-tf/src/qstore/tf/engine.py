@@ -241,8 +241,9 @@ def _numpy_simulate(
             tr = adjoint.trace(ops, prog, v, init[0] if init else None)
         # TensorFlow hands a complex output's gradient as 2 dL/d conj(psi)
         lam = adjoint.costate(ops, prog, tr.final, g) if measure else g * 0.5
-        gv, lam_in = adjoint.backward(ops, prog, tr, lam)
-        out = [np.asarray(gv, dtype=rdtype.as_numpy_dtype)]
+        got = adjoint.backward(ops, prog, tr, lam)
+        lam_in = got.state
+        out = [np.asarray(got.per_row(ops), dtype=rdtype.as_numpy_dtype)]
         if has_init:
             assert lam_in is not None
             out.append(np.asarray(2.0 * lam_in, dtype=cdtype.as_numpy_dtype))
@@ -281,8 +282,9 @@ def _tf_simulate(
 
         def grad(dy: Tensor) -> Any:
             lam = adjoint.costate(ops, prog, tr.final, dy) if measure else dy * 0.5
-            gv, lam_in = adjoint.backward(ops, prog, tr, lam)
-            return [gv, 2.0 * lam_in] if has_init else gv
+            got = adjoint.backward(ops, prog, tr, lam)
+            gv = got.per_row(ops)
+            return [gv, 2.0 * got.state] if has_init else gv
 
         return y, grad
 

@@ -245,7 +245,8 @@ class _Simulate(torch.autograd.Function):
         g = _to_numpy(grad) if numpy else grad
         # torch hands a complex output's gradient as 2 dL/d conj(psi); the costate is half of it
         lam = adjoint.costate(ops, prog, tr.final, g) if ctx.measure else g * 0.5
-        gv, lam_in = adjoint.backward(ops, prog, tr, lam)
+        got = adjoint.backward(ops, prog, tr, lam)
+        gv, lam_in = got.per_row(ops), got.state
         g_state = None if lam_in is None or not ctx.needs_input_grad[1] else 2.0 * lam_in
         if numpy:
             gv = torch.from_numpy(np.ascontiguousarray(gv))

@@ -32,7 +32,6 @@ from qstore.core.engine.generic import (
     Tensor,
     _ground_state,
     _program_const,
-    _unstack,
     apply_op,
     dagger,
     expectations,
@@ -46,6 +45,7 @@ from qstore.core.engine.program import GateOp, LayerOp, Program
 from qstore.core.validation import check_cotangent
 
 __all__ = [
+    "Cotangents",
     "Trace",
     "backward",
     "costate",
@@ -90,7 +90,8 @@ def _trace(
     theta = gate_parameters(ops, prog, values)
     bsz = ops.shape(values)[0]
     oplist = prog.ops
-    mats = op_matrices(ops, prog, theta, oplist)
+    product = initial_state is None and bool(oplist) and isinstance(oplist[0], LayerOp)
+    mats = op_matrices(ops, prog, theta, oplist, product_first=product)
     states: list[Tensor] = []
     if initial_state is not None:
         state = initial_state
@@ -114,7 +115,10 @@ def trace_from_final(ops: ArrayOps, prog: Program, values: Tensor, final: Tensor
     """A trace that holds only the final states ``[B, 2**n]``, computed elsewhere (e.g. by
     another simulator): :func:`backward` then un-computes the states alongside the costate."""
     theta = gate_parameters(ops, prog, values)
-    return Trace(values, theta, op_matrices(ops, prog, theta, prog.ops), None, final, False)
+    # the backward pass never applies the first op to a state begun at |0...0>
+    product = bool(prog.ops) and isinstance(prog.ops[0], LayerOp)
+    mats = op_matrices(ops, prog, theta, prog.ops, product_first=product)
+    return Trace(values, theta, mats, None, final, False)
 
 
 def costate(ops: ArrayOps, prog: Program, state: Tensor, cot: Tensor) -> Tensor:
@@ -171,16 +175,17 @@ def _reduced(ops: ArrayOps, lam: Tensor, psi: Tensor, n: int, qubits: tuple[int,
     return ops.matmul(ops.conj(lm), ops.swap_last(pm))
 
 
-_PARTIAL_INDEX: dict[int, npt.NDArray[np.intp]] = {}
+_PARTIAL: dict[int, npt.NDArray[np.complex128]] = {}
 
 
-def _partial_index(size: int) -> npt.NDArray[np.intp]:
-    """Flat gathers so that ``take(rc.flat, I).sum(-1)`` is every qubit's reduced matrix:
-    ``[size, 2, 2, 2**size / 2]`` indices into a chunk's ``[2**size * 2**size]`` cross-density."""
-    got = _PARTIAL_INDEX.get(size)
-    if got is None:
+def _partial_matrix(size: int) -> npt.NDArray[np.complex128]:
+    """``[4**size, 4 * size]``: a chunk's flattened cross-density ``[2**size * 2**size]`` times
+    this matrix is every one of its qubits' reduced ``2 x 2`` matrix, ``[size, 2, 2]`` flat
+    (the partial traces as one matrix product)."""
+    hit = _PARTIAL.get(size)
+    if hit is None:
         d = 1 << size
-        flat = np.empty((size, 2, 2, d // 2), dtype=np.intp)
+        got = np.zeros((d * d, 4 * size))
         rest = np.arange(d // 2)
         for pos in range(size):
             shift = size - 1 - pos
@@ -188,89 +193,221 @@ def _partial_index(size: int) -> npt.NDArray[np.intp]:
             lo = rest & ((1 << shift) - 1)
             for i in range(2):
                 for j in range(2):
-                    flat[pos, i, j] = (hi | (i << shift) | lo) * d + (hi | (j << shift) | lo)
-        got = _PARTIAL_INDEX[size] = flat
-    return got
+                    rows = (hi | (i << shift) | lo) * d + (hi | (j << shift) | lo)
+                    got[rows, 4 * pos + 2 * i + j] = 1.0
+        hit = _PARTIAL[size] = got.astype(np.complex128)
+    return hit
 
 
 @dataclass(frozen=True)
 class _Grads:
-    """Contributions to ``d/dtheta``: real blocks ``[B, m]`` and the theta index of each column."""
+    """Contributions to ``d/dtheta``: real blocks and the theta index of each of their columns;
+    ``rows``: ``[B, m]`` per sample; ``summed``: ``[1, m]`` already summed over the batch (the
+    gates whose parameters the batch shares)."""
 
-    blocks: list[Tensor]
-    index: list[npt.NDArray[np.intp]]
+    rows: list[Tensor]
+    rows_index: list[npt.NDArray[np.intp]]
+    summed: list[Tensor]
+    summed_index: list[npt.NDArray[np.intp]]
+
+
+@dataclass(frozen=True)
+class Cotangents:
+    """What :func:`backward` returns.
+
+    ``rows [B, P]``: ``d/dvalues`` through the gates with per-sample parameters; ``total [P]``:
+    ``d/dvalues`` through the gates the batch shares, already summed over the batch (``None``
+    where there are none). The gradient of a shared column is the sum of its ``rows`` plus its
+    ``total``; per-sample columns have all of theirs in ``rows``. ``state``: ``d/d conj(initial
+    state)`` when an initial state was given.
+    """
+
+    rows: Tensor
+    total: Tensor | None
+    state: Tensor | None
+
+    def per_row(self, ops: ArrayOps) -> Tensor:
+        """``d/dvalues [B, P]`` with ``total`` spread evenly over the rows: right for a
+        ``values`` tensor whose shared columns repeat one vector (their gradients are summed)."""
+        if self.total is None:
+            return self.rows
+        rows = ops.shape(self.rows)[0]
+        return self.rows + self.total * (
+            1.0 / rows if isinstance(rows, int) else 1.0 / ops.to_real(rows)
+        )
+
+
+def _summed_density(
+    ops: ArrayOps, lam: Tensor, psi: Tensor, n: int, start: int, size: int
+) -> Tensor:
+    """``sum_b R[b]`` of :func:`_reduced` for the adjacent qubits ``start .. start+size-1``: one
+    product with the batch and the other qubits as its long inner axis (``[d, d]``)."""
+    d, r = 1 << size, 1 << (n - start - size)
+    if r == 1:
+        lv = ops.reshape(lam, (-1, d))
+        pv = ops.reshape(psi, (-1, d))
+        return ops.matmul(ops.swap_last(ops.conj(lv)), pv)
+    lv = ops.reshape(ops.moveaxis(ops.reshape(lam, (-1, d, r)), [1], [0]), (d, -1))
+    pv = ops.reshape(ops.moveaxis(ops.reshape(psi, (-1, d, r)), [1], [0]), (d, -1))
+    return ops.matmul(ops.conj(lv), ops.swap_last(pv))
 
 
 def _layer_grads(
     ops: ArrayOps,
+    prog: Program,
     op: LayerOp,
     lm: LayerMatrices,
     theta: Tensor,
     lam: Tensor,
     psi: Tensor,
-    n: int,
+    gens: dict[int, Any],
     out: _Grads,
 ) -> None:
     pqs = op.parameterized_qubits
     if not pqs:
         return
-    bsz = ops.shape(psi)[0]
+    n = prog.n_qubits
+    if lm.member is not None:  # a layer of a set: one group over its chunks' qubits
+        set_index, member = lm.member
+        got = gens.get(set_index)
+        if got is None:
+            lset = prog.sets[set_index]
+            pos_batched = op.groups[0].batched
+            stacked = not lset.batched
+            gl = _set_gates(ops, prog, set_index, lm, stacked)
+            got = gens[set_index] = _generators(
+                ops, lset.specs, lset.const, lset.params, pos_batched, gl, theta, stacked
+            )
+        if not prog.sets[set_index].batched:
+            got = _Gens(
+                got.per_sample,
+                [(a[:, member], i[:, member]) for a, i in got.by_row],
+                [(a[:, member], i[:, member]) for a, i in got.by_sum],
+            )
+        blocks = [got]
+        wants = [tuple(op.groups[0].qubit_list)]
+    else:
+        blocks, wants = [], []
+        for grp, gl in zip(op.groups, lm.group_gates, strict=True):
+            if grp.parameterized:
+                got = _generators(
+                    ops, grp.specs, grp.const, grp.params, grp.batched, gl, theta, False
+                )
+                blocks.append(got)
+                wants.append(tuple(grp.qubit_list))
+    rows_needed = any(b.per_sample or b.by_row for b in blocks)
+    # reduced cross-densities of every chunk holding a parameterised block: per sample where a
+    # generator is per sample, else summed over the batch in one product
     parts: list[Tensor] = []
     covered: list[int] = []
     for start, size in op.chunks:
         if not any(start <= q < start + size for q in pqs):
             continue
-        rc = _reduced(ops, lam, psi, n, tuple(range(start, start + size)))
-        parts.append(ops.sum(ops.take(ops.reshape(rc, (bsz, -1)), _partial_index(size)), -1))
-        covered.extend(range(start, start + size))
-    r_all = parts[0] if len(parts) == 1 else ops.concat(parts, 1)  # [B, covered, 2, 2]
-    per_q: dict[int, Tensor] | None = None
-    for grp, gl in zip(op.groups, lm.group_gates, strict=True):
-        if not grp.parameterized:
-            continue
-        if list(grp.qubit_list) == covered:  # the usual case: one group over the whole layer
-            rg = r_all
+        if rows_needed:
+            rc = _reduced(ops, lam, psi, n, tuple(range(start, start + size)))
         else:
-            if per_q is None:
-                per_q = dict(zip(covered, _unstack(ops, r_all, 1), strict=True))
-            rg = ops.stack([per_q[q] for q in grp.qubit_list], 1)  # [B, nb, 2, 2]
-        _group_grads(ops, grp, gl, theta, rg, out)
+            rc = _summed_density(ops, lam, psi, n, start, size)
+        d2 = 1 << (2 * size)
+        pm = ops.matmul(ops.reshape(rc, (-1, d2)), ops.const(_partial_matrix(size), True))
+        parts.append(ops.reshape(pm, (-1, size, 2, 2)))
+        covered.extend(range(start, start + size))
+    r_all = parts[0] if len(parts) == 1 else ops.concat(parts, 1)  # [B or 1, covered, 2, 2]
+    r_sum = ops.sum(r_all, 0) if rows_needed else r_all[0]  # [covered, 2, 2]
+    pos = {q: i for i, q in enumerate(covered)}
+    for got, qubits in zip(blocks, wants, strict=True):
+        if list(qubits) == covered:
+            rg, rs = r_all, r_sum
+        else:
+            sel = np.asarray([pos[q] for q in qubits], dtype=np.intp)
+            rs = ops.moveaxis(ops.take(ops.moveaxis(r_sum, [0], [2]), sel), [2], [0])
+            rg = None
+            if got.per_sample or got.by_row:
+                rg = ops.moveaxis(ops.take(ops.moveaxis(r_all, [1], [3]), sel), [3], [1])
+        for a, idx in got.per_sample:  # a: [B, nb, 2, 2]
+            out.rows.append(ops.sum(ops.real(a * rg), (-2, -1)))  # [B, nb]
+            out.rows_index.append(idx)
+        for gens, idx in got.by_row:  # [K, nb, 2, 2] against every sample's [B, nb, 2, 2]
+            contrib = ops.real(ops.einsum("knij,bnij->bkn", gens, rg))
+            out.rows.append(ops.reshape(contrib, (-1, ops.shape(gens)[0] * ops.shape(gens)[1])))
+            out.rows_index.append(np.reshape(idx, -1))
+        for gens, idx in got.by_sum:  # [K, nb, 2, 2] against the batch's sum [nb, 2, 2]
+            contrib = ops.real(ops.einsum("knij,nij->kn", gens, rs))
+            out.summed.append(ops.reshape(contrib, (1, -1)))
+            out.summed_index.append(np.reshape(idx, -1))
 
 
-def _group_grads(
-    ops: ArrayOps, grp: Any, gl: tuple[Tensor, ...], theta: Tensor, rg: Tensor, out: _Grads
-) -> None:
-    """Every parameter of one block group, from its reduced cross-densities ``rg [B, nb, 2, 2]``:
-    ``2 Re sum_ij A_ij R_ij`` with ``A = S (dG G^dagger) S^dagger``. Generators shared by the
-    batch are stacked and contracted with ``rg`` in one product."""
-    nb = len(grp.qubit_list)
+def _set_gates(
+    ops: ArrayOps, prog: Program, set_index: int, lm: LayerMatrices, stacked: bool
+) -> tuple[Tensor, ...]:
+    """The gates of a set per position: ``[L, nb, 2, 2]`` stacked over its members (shared
+    sets) or the layer's own (a per-sample set)."""
+    if not stacked:
+        return lm.group_gates[0]
+    return lm.set_gates if lm.set_gates is not None else lm.group_gates[0]
+
+
+@dataclass(frozen=True)
+class _Gens:
+    """A block group's generators (see :func:`_generators`)."""
+
+    per_sample: list[tuple[Tensor, npt.NDArray[np.intp]]]  # (A [B, nb, 2, 2], theta index [nb])
+    by_row: list[tuple[Tensor, npt.NDArray[np.intp]]]  # (A [K, (L,) nb, 2, 2], index [K, (L,) nb])
+    by_sum: list[tuple[Tensor, npt.NDArray[np.intp]]]  # the same shapes
+
+
+def _generators(
+    ops: ArrayOps,
+    specs: tuple[Any, ...],
+    const: list[Any],
+    params: list[npt.NDArray[np.intp]],
+    pos_batched: list[bool],
+    gl: tuple[Tensor, ...],
+    theta: Tensor,
+    stacked: bool,
+) -> _Gens:
+    """The generators ``A = S (dG G^dagger) S^dagger`` of every parameter of a block group
+    (``S``: the gates after ``G`` in the block): ``dL/dtheta = 2 Re sum_ij A_ij R_ij``.
+
+    Generators that differ per sample are contracted sample by sample (``per_sample``); the
+    others are stacked, ``[K, (L,) nb, 2, 2]`` (``L``: the members of a stacked set), and
+    contracted in one product: with every sample's cross-density where the parameter differs
+    per sample (``by_row``), with the batch's sum where the batch shares it (``by_sum``).
+    """
     suffix: list[Tensor | None] = [None] * len(gl)
     acc: Tensor | None = None
     for k in range(len(gl) - 1, -1, -1):
         suffix[k] = acc
         acc = gl[k] if acc is None else mm2(ops, acc, gl[k])
-    shared: list[Tensor] = []
-    shared_index: list[npt.NDArray[np.intp]] = []
-    for k, spec in enumerate(grp.specs):
-        if grp.const[k] is not None:
+    first = params[next(k for k in range(len(specs)) if const[k] is None)]
+    target = (*first.shape[:-1], 2, 2)  # (L,) nb, 2, 2
+    per_sample: list[tuple[Tensor, npt.NDArray[np.intp]]] = []
+    stacks: dict[bool, tuple[list[Tensor], list[npt.NDArray[np.intp]]]] = {}
+    for k, spec in enumerate(specs):
+        if const[k] is not None:
             continue
-        idx = grp.params[k]
+        idx = params[k]
         sk = suffix[k]
         for pi in range(spec.n_params):
-            a = gate_log_derivative(ops, spec, theta, idx, grp.batched[k], pi, gl[k])
+            a = gate_log_derivative(ops, spec, theta, idx, pos_batched[k], pi, gl[k])
             if sk is not None:
                 a = mm2(ops, mm2(ops, sk, a), dagger(ops, sk))
-            if len(ops.shape(a)) == 4:  # per sample: [B, nb, 2, 2]
-                out.blocks.append(ops.sum(ops.real(a * rg), (-2, -1)))  # [B, nb]
-                out.index.append(idx[:, pi])
-            else:
-                shared.append(ops.broadcast_to(a, (nb, 2, 2)) if len(ops.shape(a)) == 2 else a)
-                shared_index.append(idx[:, pi])
-    if shared:
-        gens = shared[0][None] if len(shared) == 1 else ops.stack(shared, 0)  # [K, nb, 2, 2]
-        contrib = ops.real(ops.einsum("knij,bnij->bkn", gens, rg))  # [B, K, nb]
-        out.blocks.append(ops.reshape(contrib, (-1, len(shared) * nb)))
-        out.index.append(np.concatenate(shared_index))
+            if not stacked and len(ops.shape(a)) == 4:  # per sample: [B, nb, 2, 2]
+                per_sample.append((a, idx[:, pi]))
+                continue
+            if tuple(ops.shape(a)) != target:
+                a = ops.broadcast_to(a, target)
+            got = stacks.setdefault(pos_batched[k], ([], []))
+            got[0].append(a)
+            got[1].append(idx[..., pi])
+
+    def stack(batched: bool) -> list[tuple[Tensor, npt.NDArray[np.intp]]]:
+        if batched not in stacks:
+            return []
+        mats, index = stacks[batched]
+        gens = mats[0][None] if len(mats) == 1 else ops.stack(mats, 0)
+        return [(gens, np.stack(index))]
+
+    return _Gens(per_sample, stack(True), stack(False))
 
 
 def _gate_grads(
@@ -285,19 +422,28 @@ def _gate_grads(
 ) -> None:
     g = op.gate
     rq = _reduced(ops, lam, psi, n, g.qubits)  # [B, d, d]
+    if not g.batched:
+        rq = ops.sum(rq, 0)[None]
     idx = np.asarray([g.params], dtype=np.intp)
     for pi, tidx in enumerate(g.params):
         a = gate_log_derivative(ops, g.spec, theta, idx, g.batched, pi, m[..., None, :, :])
         a = a[..., 0, :, :] if len(ops.shape(a)) > 2 else a
-        grad = ops.sum(ops.real(a * rq), (-2, -1))  # [B]
-        out.blocks.append(ops.reshape(grad, (-1, 1)))
-        out.index.append(np.asarray([tidx], dtype=np.intp))
+        grad = ops.reshape(ops.sum(ops.real(a * rq), (-2, -1)), (-1, 1))  # [B or 1, 1]
+        if g.batched:
+            out.rows.append(grad)
+            out.rows_index.append(np.asarray([tidx], dtype=np.intp))
+        else:
+            out.summed.append(grad)
+            out.summed_index.append(np.asarray([tidx], dtype=np.intp))
 
 
-def _scatter(prog: Program, index: list[npt.NDArray[np.intp]]) -> npt.NDArray[np.float64]:
-    """``[M, G]`` matrix taking gradient columns to theta (factor 2 of the adjoint included)."""
-    key = "adjoint.scatter." + ",".join(str(len(i)) for i in index)
-    hit = prog.cache.get(key)
+def _scatter(prog: Program, tag: str, index: list[npt.NDArray[np.intp]]) -> npt.NDArray[np.float64]:
+    """``[M, G]`` matrix taking gradient columns to theta (factor 2 of the adjoint included).
+
+    The backward pass of a program visits its parameters in one fixed order, so the matrix is
+    built once per program and kind of contribution (``tag``)."""
+    key = f"adjoint.scatter.{tag}." + ",".join(str(len(i)) for i in index)
+    hit: npt.NDArray[np.float64] | None = prog.cache.get(key)
     if hit is None:
         cols = np.concatenate(index) if index else np.zeros(0, dtype=np.intp)
         hit = np.zeros((cols.size, prog.n_theta))
@@ -306,38 +452,41 @@ def _scatter(prog: Program, index: list[npt.NDArray[np.intp]]) -> npt.NDArray[np
     return hit
 
 
-def backward(ops: ArrayOps, prog: Program, tr: Trace, lam: Tensor) -> tuple[Tensor, Tensor | None]:
-    """The adjoint sweep: ``(d/dvalues [B, P], d/d conj(initial state) or None)``.
-
-    ``lam`` is the costate at the final state (see :func:`costate`).
-    """
+def backward(ops: ArrayOps, prog: Program, tr: Trace, lam: Tensor) -> Cotangents:
+    """The adjoint sweep (see :class:`Cotangents`); ``lam`` is the costate at the final state
+    (see :func:`costate`)."""
     with scope(ops, prog, ops.shape(tr.final)[0]):
         return _backward(ops, prog, tr, lam)
 
 
-def _backward(ops: ArrayOps, prog: Program, tr: Trace, lam: Tensor) -> tuple[Tensor, Tensor | None]:
-    n = prog.n_qubits
+def _backward(ops: ArrayOps, prog: Program, tr: Trace, lam: Tensor) -> Cotangents:
     oplist = prog.ops
-    out = _Grads([], [])
+    out = _Grads([], [], [], [])
+    gens: dict[int, Any] = {}
     psi = tr.final
     for i in range(len(oplist) - 1, -1, -1):
         op = oplist[i]
         if tr.states is not None:
             psi = tr.states[i]  # the state after ops[i]
         if isinstance(op, LayerOp):
-            _layer_grads(ops, op, tr.mats[id(op)], tr.theta, lam, psi, n, out)
+            _layer_grads(ops, prog, op, tr.mats[id(op)], tr.theta, lam, psi, gens, out)
         elif isinstance(op, GateOp) and op.gate.params:
-            _gate_grads(ops, op, tr.mats[id(op)], tr.theta, lam, psi, n, out)
+            _gate_grads(ops, op, tr.mats[id(op)], tr.theta, lam, psi, prog.n_qubits, out)
         if i > 0 or tr.has_initial:
             lam = apply_op(ops, prog, lam, op, tr.mats, inverse=True)
             if tr.states is None and i > 0:
                 psi = apply_op(ops, prog, psi, op, tr.mats, inverse=True)
-    if out.blocks:
-        gtheta = ops.matmul(ops.concat(out.blocks, 1), ops.const(_scatter(prog, out.index), False))
-        gvalues = chain_rule(ops, prog, tr.values, gtheta)
+    if out.rows:
+        scatter = ops.const(_scatter(prog, "rows", out.rows_index), False)
+        rows = chain_rule(ops, prog, tr.values, ops.matmul(ops.concat(out.rows, 1), scatter))
     else:
-        gvalues = tr.values * 0.0
-    return gvalues, (lam if tr.has_initial else None)
+        rows = tr.values * 0.0
+    total = None
+    if out.summed:
+        scatter = ops.const(_scatter(prog, "summed", out.summed_index), False)
+        gtheta = ops.matmul(ops.concat(out.summed, 1), scatter)  # [1, G]
+        total = chain_rule(ops, prog, tr.values[:1], gtheta)[0]
+    return Cotangents(rows, total, lam if tr.has_initial else None)
 
 
 def vjp_fn(ops: ArrayOps, prog: Program, tr: Trace) -> Any:
@@ -352,8 +501,12 @@ def vjp_fn(ops: ArrayOps, prog: Program, tr: Trace) -> Any:
     def finish(cotangent: Any) -> tuple[Any, Any]:
         cot = np.asarray(check_cotangent(cotangent, bsz, n_obs), dtype=ops.real_dtype)
         lam = costate(ops, prog, tr.final, cot)
-        gv = np.asarray(backward(ops, prog, tr, lam)[0], dtype=np.float64)
-        return gv[:, :nb], gv[:, nb:].sum(axis=0)
+        got = backward(ops, prog, tr, lam)
+        rows = np.asarray(got.rows, dtype=np.float64)
+        shared = rows[:, nb:].sum(axis=0)
+        if got.total is not None:
+            shared += np.asarray(got.total, dtype=np.float64)[nb:]
+        return rows[:, :nb], shared
 
     return finish
 
@@ -371,5 +524,5 @@ def _value_and_vjp(
 ) -> tuple[Tensor, Tensor]:
     tr = trace(ops, prog, values, keep=keep)
     lam = costate(ops, prog, tr.final, cot)
-    gv, _ = backward(ops, prog, tr, lam)
-    return expectations(ops, prog, tr.final), gv
+    got = backward(ops, prog, tr, lam)
+    return expectations(ops, prog, tr.final), got.per_row(ops)

@@ -96,9 +96,20 @@ class NumpyOps:
     def __init__(self, complex_dtype: Any = np.complex128) -> None:
         self.complex_dtype = np.dtype(complex_dtype)
         self.real_dtype = np.dtype(np.float32 if self.complex_dtype == np.complex64 else np.float64)
+        self._consts: dict[tuple[int, bool], tuple[Any, Any]] = {}
 
     def const(self, value: npt.ArrayLike, complex_: bool) -> Tensor:
-        return np.asarray(value, dtype=self.complex_dtype if complex_ else self.real_dtype)
+        dtype = self.complex_dtype if complex_ else self.real_dtype
+        if not isinstance(value, np.ndarray) or value.dtype == dtype:
+            return np.asarray(value, dtype=dtype)
+        # Constants are long-lived arrays (see ``_program_const``): convert each once.
+        key = (id(value), complex_)
+        hit = self._consts.get(key)
+        if hit is None or hit[0] is not value:
+            if len(self._consts) > 4096:
+                self._consts.clear()
+            hit = self._consts[key] = (value, np.asarray(value, dtype=dtype))
+        return hit[1]
 
     def to_real(self, x: Tensor) -> Tensor:
         return np.asarray(x, dtype=self.real_dtype)
@@ -107,10 +118,10 @@ class NumpyOps:
         return np.matmul(a, b)
 
     def reshape(self, x: Tensor, shape: Sequence[int]) -> Tensor:
-        return np.reshape(x, tuple(shape))
+        return x.reshape(shape)
 
     def take(self, x: Tensor, index: npt.NDArray[np.intp]) -> Tensor:
-        return x[..., index]
+        return np.take(x, index, axis=-1)
 
     def exp_i(self, phase: Tensor) -> Tensor:
         return np.exp(1j * phase).astype(self.complex_dtype)
@@ -122,7 +133,7 @@ class NumpyOps:
         return z.real
 
     def conj(self, z: Tensor) -> Tensor:
-        return np.conj(z)
+        return z.conj()
 
     def einsum(self, spec: str, *operands: Tensor) -> Tensor:
         return np.einsum(spec, *operands)
@@ -140,10 +151,13 @@ class NumpyOps:
         return np.stack(list(xs), axis=axis)
 
     def unstack(self, x: Tensor, axis: int) -> list[Tensor]:
+        if axis % x.ndim == 0:
+            return list(x)
         return list(np.moveaxis(x, axis, 0))
 
     def shape(self, x: Tensor) -> tuple[int, ...]:
-        return tuple(int(s) for s in x.shape)
+        shape: tuple[int, ...] = x.shape
+        return shape
 
     def to_complex(self, x: Tensor) -> Tensor:
         return np.asarray(x, dtype=self.complex_dtype)
@@ -152,7 +166,7 @@ class NumpyOps:
         return np.concatenate(list(xs), axis=axis)
 
     def sum(self, x: Tensor, axis: int | tuple[int, ...]) -> Tensor:
-        return np.sum(x, axis=axis)
+        return x.sum(axis=axis)
 
     # -- optional primitives: NumPy's faster ways ------------------------------------------
     def scope(self, n_qubits: int, rows: int) -> Any:
@@ -162,6 +176,9 @@ class NumpyOps:
 
     def gate_matrix(self, spec: GateSpec, params: Tensor) -> Tensor:
         """``spec``'s matrices for parameters ``[..., k]`` from its closed form (no Fourier sum)."""
+        rotation = _ROTATIONS.get(spec.name)
+        if rotation is not None:
+            return rotation(params[..., 0], self.complex_dtype)
         return spec.matrix_fn(params).astype(self.complex_dtype, copy=False)
 
     def kron(self, a: Tensor, b: Tensor) -> Tensor:
@@ -176,6 +193,38 @@ class NumpyOps:
         if (np.ndim(a) <= 3 and np.ndim(b) <= 3) or a.shape[-1] != 2:
             return np.matmul(a, b)
         return a[..., :, 0, None] * b[..., 0, None, :] + a[..., :, 1, None] * b[..., 1, None, :]
+
+
+def _rotation(pauli: str) -> Any:
+    """``exp(-i t/2 P)`` written entry by entry into an array of the wanted dtype (the generic
+    closed form builds complex128 temporaries and converts: several times slower on small
+    stacks)."""
+
+    def fn(t: Tensor, dtype: Any) -> Tensor:
+        half = np.asarray(t) * 0.5
+        c, s = np.cos(half), np.sin(half)
+        out = np.empty((*half.shape, 2, 2), dtype=dtype)
+        if pauli == "X":
+            out[..., 0, 0] = c
+            out[..., 1, 1] = c
+            out[..., 0, 1] = -1j * s
+            out[..., 1, 0] = -1j * s
+        elif pauli == "Y":
+            out[..., 0, 0] = c
+            out[..., 1, 1] = c
+            out[..., 0, 1] = -s
+            out[..., 1, 0] = s
+        else:
+            out[..., 0, 1] = 0.0
+            out[..., 1, 0] = 0.0
+            out[..., 0, 0] = c - 1j * s
+            out[..., 1, 1] = c + 1j * s
+        return out
+
+    return fn
+
+
+_ROTATIONS = {"RX": _rotation("X"), "RY": _rotation("Y"), "RZ": _rotation("Z")}
 
 
 # A plain dict rather than functools.cache: torch.compile traces a dict lookup into constants but
@@ -289,17 +338,33 @@ class LayerMatrices:
     """The matrices of one layer for one batch: what the forward pass applies and the adjoint
     pass differentiates."""
 
-    per_qubit: dict[int, Tensor]  # fused block per qubit: [2, 2] or [B, 2, 2]
+    per_qubit: dict[int, Tensor]  # fused block per qubit: [2, 2] or [B, 2, 2] (may be empty)
     group_gates: tuple[tuple[Tensor, ...], ...]  # per group, per position: [(B,) nb, 2, 2]
     chunks: tuple[Tensor, ...]  # per chunk of the layer: Kronecker product of its blocks
+    blocks: Tensor | None = None  # layers of a set: the fused blocks [(B,) nb, 2, 2] ...
+    block_qubits: tuple[int, ...] = ()  # ... of these qubits (``per_qubit`` is then empty)
+    member: tuple[int, int] | None = None  # (set, member) of a layer built with its set
+    set_gates: tuple[Tensor, ...] | None = None  # the set's gates per position, [L, nb, 2, 2]
 
 
-def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> LayerMatrices:
-    """Fused matrix of every block of a layer, the gates of each group and the chunk matrices."""
+def block_product(ops: ArrayOps, gates: Sequence[Tensor]) -> Tensor:
+    """``gates[-1] @ ... @ gates[0]`` (a block applies its first gate first), multiplied from
+    the last: the shared gates after a per-sample one (an encoding) then multiply as one small
+    stack and only the last product is per sample."""
+    m = gates[-1]
+    for g in gates[-2::-1]:
+        m = mm2(ops, m, g)
+    return m
+
+
+def layer_matrices(
+    ops: ArrayOps, op: LayerOp, theta: Tensor, chunks_too: bool = True
+) -> LayerMatrices:
+    """Fused matrix of every block of a layer, the gates of each group and the chunk matrices
+    (not with ``chunks_too=False``: a first layer that only prepares a product state)."""
     per_q: dict[int, Tensor] = {}
     groups: list[tuple[Tensor, ...]] = []
     for grp in op.groups:
-        m = None
         gl: list[Tensor] = []
         for k, spec in enumerate(grp.specs):
             c = grp.const[k]
@@ -308,14 +373,13 @@ def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> LayerMatrices:
             else:
                 g = gate_matrices(ops, spec, theta, grp.params[k], grp.batched[k])
             gl.append(g)
-            m = g if m is None else mm2(ops, g, m)
-        assert m is not None
+        m = block_product(ops, gl)
         groups.append(tuple(gl))
         for q, mq in zip(grp.qubit_list, _unstack(ops, m, -3), strict=True):
             per_q[q] = mq
     eye = ops.const(_EYE2, True)
     chunks = []
-    for start, size in op.chunks:
+    for start, size in op.chunks if chunks_too else ():
         kr: Tensor = per_q.get(start, eye)
         for q in range(start + 1, start + size):
             kr = _kron(kr, per_q.get(q, eye), ops)
@@ -323,15 +387,96 @@ def layer_matrices(ops: ArrayOps, op: LayerOp, theta: Tensor) -> LayerMatrices:
     return LayerMatrices(per_q, tuple(groups), tuple(chunks))
 
 
+def set_matrices(
+    ops: ArrayOps, prog: Program, index: int, theta: Tensor, chunks_too: bool = True
+) -> list[LayerMatrices]:
+    """The :class:`LayerMatrices` of every member of ``prog.sets[index]``, built together: the
+    gates of all members in one array per position, their chunks in one Kronecker chain (not
+    with ``chunks_too=False``, for a per-sample first layer that only prepares a product state)."""
+    lset = prog.sets[index]
+    first = lset.layers[0]
+    pos_batched = first.groups[0].batched
+    n_members = len(lset.layers)
+    gl: list[Tensor] = []
+    for k, spec in enumerate(lset.specs):
+        c = lset.const[k]
+        if c is not None:
+            g = ops.const(c, True)
+        else:
+            g = gate_matrices(ops, spec, theta, lset.params[k], pos_batched[k])
+        gl.append(g)
+    m = block_product(ops, gl)
+    if len(ops.shape(m)) == 3:  # constant gates only: the same blocks for every member
+        m = ops.broadcast_to(m, (n_members, *ops.shape(m)))
+    # m: [L, nb, 2, 2] (members of a shared set) or [B, nb, 2, 2] (a per-sample layer)
+    chunk_mats: list[Tensor] = []
+    if not chunks_too:
+        pass
+    elif lset.chunk_size is not None:
+        size, count = lset.chunk_size, len(first.chunks)
+        parts = _unstack(ops, ops.reshape(m, (-1, count, size, 2, 2)), 2)
+        kr = parts[0]
+        for part in parts[1:]:
+            kr = _kron(kr, part, ops)
+        chunk_mats = _unstack(ops, kr, 1) if count > 1 else [kr[:, 0]]
+    else:
+        qubits = _unstack(ops, m, 1)
+        offset = 0
+        for _, size in first.chunks:
+            kr = qubits[offset]
+            for part in qubits[offset + 1 : offset + size]:
+                kr = _kron(kr, part, ops)
+            chunk_mats.append(kr)
+            offset += size
+    qubits_of = first.groups[0].qubit_list
+    if lset.batched:
+        return [LayerMatrices({}, (tuple(gl),), tuple(chunk_mats), m, qubits_of, (index, 0))]
+    per_chunk = [_unstack(ops, c, 0) for c in chunk_mats]
+    blocks = _unstack(ops, m, 0)
+    members = [_unstack(ops, g, 0) if len(ops.shape(g)) == 4 else None for g in gl]
+    out = []
+    for j in range(n_members):
+        gates = tuple(g if mem is None else mem[j] for g, mem in zip(gl, members, strict=True))
+        out.append(
+            LayerMatrices(
+                {},
+                (gates,),
+                tuple(c[j] for c in per_chunk),
+                blocks[j],
+                qubits_of,
+                (index, j),
+                tuple(gl),
+            )
+        )
+    return out
+
+
 def op_matrices(
-    ops: ArrayOps, prog: Program, theta: Tensor, oplist: Sequence[object]
+    ops: ArrayOps,
+    prog: Program,
+    theta: Tensor,
+    oplist: Sequence[object],
+    product_first: bool = False,
 ) -> dict[int, Any]:
     """The matrices of every op in ``oplist`` for gate parameters ``theta``, by ``id(op)``:
-    :class:`LayerMatrices` for layers, the matrix for parametrised or constant gates."""
+    :class:`LayerMatrices` for layers, the matrix for parametrised or constant gates.
+
+    ``product_first``: ``oplist[0]`` is a layer that acts on ``|0...0>`` (:func:`product_state`),
+    so its chunk matrices are not needed when it has per-sample parameters of its own.
+    """
     out: dict[int, Any] = {}
-    for op in oplist:
+    for pos, op in enumerate(oplist):
+        if id(op) in out:
+            continue
         if isinstance(op, LayerOp):
-            out[id(op)] = layer_matrices(ops, op, theta)
+            where = prog.set_of.get(id(op))
+            alone = pos == 0 and product_first and (where is None or prog.sets[where[0]].batched)
+            if where is None:
+                out[id(op)] = layer_matrices(ops, op, theta, chunks_too=not alone)
+            else:
+                built = set_matrices(ops, prog, where[0], theta, chunks_too=not alone)
+                for member, lm in zip(prog.sets[where[0]].layers, built, strict=True):
+                    out[id(member)] = lm
         elif isinstance(op, GateOp):
             ref = op.gate
             if ref.const_matrix is not None:
@@ -468,13 +613,16 @@ def _run(ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | N
                 f"{list(ishape)}."
             )
         state = initial_state
-    elif opsl and isinstance(opsl[0], LayerOp):
-        state = product_state(ops, layer_matrices(ops, opsl[0], theta), n, bsz)
+    product = initial_state is None and bool(opsl) and isinstance(opsl[0], LayerOp)
+    mats = op_matrices(ops, prog, theta, opsl, product_first=product)
+    if initial_state is not None:
+        pass
+    elif product:
+        state = product_state(ops, mats[id(opsl[0])], n, bsz)
         opsl = opsl[1:]
     else:
         init = _program_const(prog, "generic.ground", lambda: _ground_state(n))
         state = ops.broadcast_to(ops.const(init, True), (bsz, 1 << n))
-    mats = op_matrices(ops, prog, theta, opsl)
     for op in opsl:
         state = apply_op(ops, prog, state, op, mats)
     if use_plan and plan is not None:
@@ -485,10 +633,16 @@ def _run(ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | N
 def product_state(ops: ArrayOps, first: LayerMatrices, n: int, bsz: Any) -> Tensor:
     """The state after a first layer acting on ``|0...0>``: a Kronecker product of columns."""
     e0 = ops.const(_E0, True)
-    cols = []
+    given: dict[int, Tensor]
+    if first.blocks is not None:  # first columns of all blocks at once
+        given = dict(
+            zip(first.block_qubits, _unstack(ops, first.blocks[..., :, 0], -2), strict=True)
+        )
+    else:
+        given = {q: m[..., :, 0] for q, m in first.per_qubit.items()}
+    cols: list[Tensor] = []
     for q in range(n):
-        m = first.per_qubit.get(q)
-        v = e0 if m is None else m[..., :, 0]
+        v = given.get(q, e0)
         cols.append(ops.broadcast_to(v, (bsz, 2)) if len(ops.shape(v)) == 1 else v)
     state = cols[0]
     for v in cols[1:]:

@@ -161,6 +161,78 @@ Op = LayerOp | PermOp | DiagOp | GateOp
 
 
 @dataclass
+class LayerSet:
+    """Layers whose matrices are built together, in a few array operations for all of them.
+
+    Every member has one block group over exactly the qubits its chunks cover (the usual
+    trainable layer). Layers of one structure whose parameters are shared by the batch are
+    stacked along a leading axis of length ``len(layers)``; a layer with per-sample parameters
+    is a set of its own (its leading axis is the batch).
+    """
+
+    layers: tuple[LayerOp, ...]
+    specs: tuple[GateSpec, ...]
+    const: list[CArray | None]  # per position: [nb, 2, 2] for constant gates
+    params: list[IntArray]  # per position: [L, nb, k] (shared) or [nb, k] (per sample)
+    batched: bool
+    chunk_size: int | None  # the size of every chunk when they are all equal
+
+
+def _set_key(op: LayerOp) -> tuple[object, ...] | None:
+    """Layers with equal keys stack; ``None``: the layer is not of the set form."""
+    if len(op.groups) != 1:
+        return None
+    grp = op.groups[0]
+    covered = tuple(q for start, size in op.chunks for q in range(start, start + size))
+    if grp.qubit_list != covered:
+        return None
+    if op.batched:
+        return ("batched", id(op))
+    return (
+        grp.qubit_list,
+        tuple(s.name for s in grp.specs),
+        tuple(None if c is None else c.tobytes() for c in grp.const),
+        tuple(p.shape for p in grp.params),
+        tuple(op.chunks),
+    )
+
+
+def layer_sets(ops: Sequence[Op]) -> tuple[list[LayerSet], dict[int, tuple[int, int]]]:
+    """The :class:`LayerSet` s of a program's layers, and ``id(layer) -> (set, member)``."""
+    found: dict[tuple[object, ...], list[LayerOp]] = {}
+    for op in ops:
+        if isinstance(op, LayerOp):
+            key = _set_key(op)
+            if key is not None:
+                found.setdefault(key, []).append(op)
+    sets: list[LayerSet] = []
+    where: dict[int, tuple[int, int]] = {}
+    for members in found.values():
+        first = members[0]
+        grp = first.groups[0]
+        sizes = {size for _, size in first.chunks}
+        if first.batched:
+            params = list(grp.params)
+        else:
+            params = [
+                np.stack([m.groups[0].params[k] for m in members]) for k in range(len(grp.specs))
+            ]
+        for j, m in enumerate(members):
+            where[id(m)] = (len(sets), j)
+        sets.append(
+            LayerSet(
+                layers=tuple(members),
+                specs=grp.specs,
+                const=list(grp.const),
+                params=params,
+                batched=first.batched,
+                chunk_size=sizes.pop() if len(sizes) == 1 else None,
+            )
+        )
+    return sets, where
+
+
+@dataclass
 class ObservableData:
     """Per flip mask ``f``: the gather index ``x ^ f`` (None for f = 0) and ``C_f [N, n_obs]``."""
 
@@ -186,6 +258,8 @@ class Program:
     refs: list[GateRef] = field(default_factory=list)
     observables: ObservableData | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    sets: list[LayerSet] = field(default_factory=list)  # see :func:`layer_sets`
+    set_of: dict[int, tuple[int, int]] = field(default_factory=dict)  # id(layer) -> (set, member)
 
     @property
     def dim(self) -> int:
@@ -295,6 +369,7 @@ def compile_program(
     )
     for i, r in enumerate(refs):
         r.index = i
+    prog.sets, prog.set_of = layer_sets(ops)
     if observables is not None:
         prog.observables = compile_observables(observables, n)
     return prog

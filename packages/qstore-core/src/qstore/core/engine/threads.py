@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,26 +27,48 @@ __all__ = ["SINGLE_THREAD_MAX", "engine_threads"]
 #: (``QSTORE_SINGLE_THREAD_MAX`` overrides it; 0 turns the limit off).
 SINGLE_THREAD_MAX = int(os.environ.get("QSTORE_SINGLE_THREAD_MAX", str(1 << 22)))
 
-_CONTROLLER: list[Any] = []
+_BLAS: list[list[Any]] = []  # the BLAS libraries' controllers, found once
+_LOCK = threading.Lock()
+_DEPTH = [0]  # engine calls in progress (they nest, and may run on several threads)
+_SAVED: list[tuple[Any, int]] = []  # (controller, thread count) to restore when the last ends
 
 
-def _controller() -> Any:
-    if not _CONTROLLER:
+def _blas() -> list[Any]:
+    if not _BLAS:
         try:
             from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
         except ImportError:
-            _CONTROLLER.append(None)
+            _BLAS.append([])
         else:
-            _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0]
+            _BLAS.append(list(ThreadpoolController().select(user_api="blas").lib_controllers))
+    return _BLAS[0]
 
 
 @contextlib.contextmanager
 def engine_threads(amplitudes: int) -> Iterator[None]:
-    """One BLAS thread while simulating ``amplitudes`` state entries, if that is few."""
-    ctl = _controller() if 0 < amplitudes <= SINGLE_THREAD_MAX else None
-    if ctl is None:
+    """One BLAS thread while simulating ``amplitudes`` state entries, if that is few.
+
+    The libraries' thread counts are read and set directly (a few microseconds, against tens
+    for a ``threadpoolctl`` limit context), once for the outermost of nested calls.
+    """
+    libs = _blas() if 0 < amplitudes <= SINGLE_THREAD_MAX else []
+    if not libs:
         yield
         return
-    with ctl.limit(limits=1, user_api="blas"):
+    with _LOCK:
+        if _DEPTH[0] == 0:
+            for lib in libs:
+                count = lib.get_num_threads()
+                if count != 1:
+                    _SAVED.append((lib, count))
+                    lib.set_num_threads(1)
+        _DEPTH[0] += 1
+    try:
         yield
+    finally:
+        with _LOCK:
+            _DEPTH[0] -= 1
+            if _DEPTH[0] == 0:
+                for lib, count in _SAVED:
+                    lib.set_num_threads(count)
+                _SAVED.clear()
