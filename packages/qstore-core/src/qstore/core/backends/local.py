@@ -22,6 +22,7 @@ from qstore.core.engine import adjoint, generic
 from qstore.core.engine.binding import as_values
 from qstore.core.engine.memory import DTYPES, check_memory, memory_limit_bytes
 from qstore.core.engine.program import Program, compile_program
+from qstore.core.engine.threads import parallel, row_parts
 from qstore.core.errors import BackendError, BindingError, QStoreError
 from qstore.core.gates import GATES
 from qstore.core.observables import PauliSum, as_observables
@@ -139,7 +140,13 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
     ) -> npt.NDArray[np.complexfloating[Any, Any]]:
         """Final state vectors ``[batch, 2**n]`` (qubit 0 most significant)."""
         prog, v = self._prepare(circuit.without_measurements(), None, values, names, shared)
-        return generic.run(self._ops, prog, v)
+        return self._run(prog, v)
+
+    def _run(self, prog: Program, v: FloatArray) -> npt.NDArray[np.complexfloating[Any, Any]]:
+        """Final states, the batch split over threads where it is large."""
+        parts = row_parts(prog.n_qubits, v.shape[0])
+        states = parallel(lambda part: generic.run(self._ops, prog, v[part]), parts)
+        return states[0] if len(states) == 1 else np.concatenate(states)
 
     def expectation(
         self,
@@ -155,9 +162,16 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
         """Expectations ``[batch, n_observables]`` (``None`` observables: ``Z`` per qubit)."""
         shots = check_shots(shots)
         prog, v = self._prepare(circuit, observables, values, names, shared)
-        state = generic.run(self._ops, prog, v)
         if shots is None:
-            return np.asarray(generic.expectations(self._ops, prog, state), dtype=np.float64)
+            return np.concatenate(
+                parallel(
+                    lambda part: np.asarray(
+                        generic.forward(self._ops, prog, v[part]), dtype=np.float64
+                    ),
+                    row_parts(prog.n_qubits, v.shape[0]),
+                )
+            )
+        state = self._run(prog, v)
         obs = as_observables(observables, circuit.n_qubits)
         return _estimate(state, obs, prog.n_qubits, shots, self._generator(seed))
 
@@ -195,11 +209,8 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
         # backward pass un-computes it alongside the costate.
         itemsize = np.dtype(self._ctype).itemsize
         need = (len(prog.ops) + 4) * v.shape[0] * (1 << prog.n_qubits) * itemsize
-        tr = adjoint.trace(self._ops, prog, v, keep=need <= memory_limit_bytes() // 2)
-        out = np.asarray(generic.expectations(self._ops, prog, tr.final), dtype=np.float64)
-
-        finish: Callable[[npt.ArrayLike], tuple[FloatArray, FloatArray]]
-        finish = adjoint.vjp_fn(self._ops, prog, tr)
+        keep = need <= memory_limit_bytes() // 2
+        out, finish = adjoint.value_and_vjp_fn(self._ops, prog, v, keep=keep)
         return out, finish
 
     def probabilities(

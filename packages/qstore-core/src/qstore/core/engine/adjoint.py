@@ -19,6 +19,7 @@ gates after it in the block). Torch and TensorFlow hand a complex output's gradi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from qstore.core.engine.generic import (
     scope,
 )
 from qstore.core.engine.program import GateOp, LayerOp, Program
+from qstore.core.engine.threads import parallel, row_parts
 from qstore.core.validation import check_cotangent
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "trace",
     "trace_from_final",
     "value_and_vjp",
+    "value_and_vjp_fn",
     "vjp_fn",
 ]
 
@@ -495,20 +498,52 @@ def vjp_fn(ops: ArrayOps, prog: Program, tr: Trace) -> Any:
 
     ``finish(cotangent) -> (d/dvalues [B, n_batched], d/dshared [n_shared])`` (float64).
     """
-    assert prog.observables is not None
-    bsz, n_obs, nb = ops.shape(tr.final)[0], prog.observables.n_obs, prog.n_batched
+    return _finisher(ops, prog, [(slice(None), tr)], ops.shape(tr.final)[0])
 
-    def finish(cotangent: Any) -> tuple[Any, Any]:
-        cot = np.asarray(check_cotangent(cotangent, bsz, n_obs), dtype=ops.real_dtype)
-        lam = costate(ops, prog, tr.final, cot)
-        got = backward(ops, prog, tr, lam)
+
+def _finisher(
+    ops: ArrayOps, prog: Program, parts: list[tuple[slice, Trace]], bsz: int
+) -> Callable[[Any], tuple[Any, Any]]:
+    assert prog.observables is not None
+    n_obs, nb = prog.observables.n_obs, prog.n_batched
+
+    def one(item: tuple[slice, Trace], cot: Any) -> tuple[Any, Any]:
+        part, tr = item
+        got = backward(ops, prog, tr, costate(ops, prog, tr.final, cot[part]))
         rows = np.asarray(got.rows, dtype=np.float64)
         shared = rows[:, nb:].sum(axis=0)
         if got.total is not None:
             shared += np.asarray(got.total, dtype=np.float64)[nb:]
         return rows[:, :nb], shared
 
+    def finish(cotangent: Any) -> tuple[Any, Any]:
+        cot = np.asarray(check_cotangent(cotangent, bsz, n_obs), dtype=ops.real_dtype)
+        got = parallel(lambda item: one(item, cot), parts)
+        if len(got) == 1:
+            return got[0]
+        return np.concatenate([g[0] for g in got]), np.sum([g[1] for g in got], axis=0)
+
     return finish
+
+
+def value_and_vjp_fn(
+    ops: ArrayOps, prog: Program, values: Any, keep: bool = True
+) -> tuple[Any, Callable[[Any], tuple[Any, Any]]]:
+    """Expectations ``[B, n_obs]`` (float64) of NumPy bindings ``values [B, P]`` now, and the
+    function of the cotangent that finishes the VJP from what this forward pass kept (see
+    :func:`vjp_fn`). Large batches run split over threads (:func:`~qstore.core.engine.threads.
+    row_parts`), forward and backward alike.
+    """
+    rows = int(values.shape[0])
+    parts = row_parts(prog.n_qubits, rows)
+
+    def forward(part: slice) -> tuple[Trace, Any]:
+        tr = trace(ops, prog, values[part], keep=keep)
+        return tr, expectations(ops, prog, tr.final)
+
+    got = parallel(forward, parts)
+    out = np.concatenate([np.asarray(g[1], dtype=np.float64) for g in got])
+    return out, _finisher(ops, prog, [(p, g[0]) for p, g in zip(parts, got, strict=True)], rows)
 
 
 def value_and_vjp(
