@@ -24,6 +24,7 @@ runs one thread at a time, and a split costs (18,000 -> 9,800 at 8).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -128,7 +129,7 @@ def row_parts(n_qubits: int, rows: int) -> list[slice]:
     if parts <= 1:
         return [slice(0, rows)]
     bounds = [rows * i // parts for i in range(parts + 1)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
