@@ -177,7 +177,7 @@ def bindings(inputs: Tensor | None, weights: Tensor, batch_of: Tensor) -> Tensor
 
 
 #: On the CPU, registers up to this many qubits simulate on NumPy (see the module docstring).
-NUMPY_MAX_QUBITS = 11
+NUMPY_MAX_QUBITS = 12
 
 _KEPT = 8  # forward passes held for their backward passes (per process)
 
@@ -187,11 +187,11 @@ class _Kept:
     distribution strategy call in parallel)."""
 
     def __init__(self) -> None:
-        self._items: OrderedDict[int, adjoint.Trace] = OrderedDict()
+        self._items: OrderedDict[int, adjoint.SplitTrace] = OrderedDict()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
-    def put(self, tr: adjoint.Trace) -> int:
+    def put(self, tr: adjoint.SplitTrace) -> int:
         with self._lock:
             token = next(self._ids)
             self._items[token] = tr
@@ -199,7 +199,7 @@ class _Kept:
                 self._items.popitem(last=False)
             return token
 
-    def pop(self, token: int) -> adjoint.Trace | None:
+    def pop(self, token: int) -> adjoint.SplitTrace | None:
         with self._lock:
             return self._items.pop(token, None)
 
@@ -231,17 +231,16 @@ def _numpy_simulate(
     out_dtype = rdtype if measure else cdtype
 
     def forward(v: Any, *init: Any) -> tuple[Any, np.int64]:
-        tr = adjoint.trace(ops, prog, v, init[0] if init else None)
-        out = generic.expectations(ops, prog, tr.final) if measure else tr.final
-        return np.asarray(out, dtype=out_dtype.as_numpy_dtype), np.int64(_kept.put(tr))
+        # large batches split over threads (qstore.core.engine.threads)
+        out, st = adjoint.trace_split(ops, prog, v, init[0] if init else None, measure)
+        return np.asarray(out, dtype=out_dtype.as_numpy_dtype), np.int64(_kept.put(st))
 
     def backward(token: Any, g: Any, v: Any, *init: Any) -> list[Any]:
-        tr = _kept.pop(int(token))
-        if tr is None:  # dropped (many forward passes without backward) or another process
-            tr = adjoint.trace(ops, prog, v, init[0] if init else None)
+        st = _kept.pop(int(token))
+        if st is None:  # dropped (many forward passes without backward) or another process
+            _, st = adjoint.trace_split(ops, prog, v, init[0] if init else None, measure)
         # TensorFlow hands a complex output's gradient as 2 dL/d conj(psi)
-        lam = adjoint.costate(ops, prog, tr.final, g) if measure else g * 0.5
-        got = adjoint.backward(ops, prog, tr, lam)
+        got = adjoint.backward_split(ops, prog, st, g if measure else g * 0.5, measure)
         lam_in = got.state
         out = [np.asarray(got.per_row(ops), dtype=rdtype.as_numpy_dtype)]
         if has_init:

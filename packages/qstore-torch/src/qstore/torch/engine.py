@@ -190,10 +190,12 @@ def _full_precision(values: torch.Tensor) -> torch.autocast:
 
 
 #: Registers up to this many qubits simulate on NumPy when the tensors live on the CPU: per
-#: operation NumPy costs about half of what eager torch does, which decides small registers
-#: (RW forward + gradient, 1 thread: n=8 13,300 vs 6,000 samples/s); from about 12 qubits on,
-#: torch's kernels win (n=16: 45 vs 20).
-NUMPY_MAX_QUBITS = 11
+#: operation NumPy costs about half of what eager torch does, which decides small registers; from
+#: 10 qubits the batch is split over threads (:mod:`qstore.core.engine.threads`). RW forward +
+#: gradient, batch 32, 2 threads, NumPy vs torch: n=12 1,671 vs 1,699 samples/s, n=13 484 vs
+#: 678, n=16 88 vs 146. NumPy keeps its speed when another process shares the cores, where
+#: torch's spinning threads lose most of theirs (n=12 under load: 1,353 vs 56).
+NUMPY_MAX_QUBITS = 12
 
 #: On GPUs the one-node adjoint wins up to mid-sized registers and autograd op by op above
 #: (RW forward + gradient, batch 32, H200: n=16 3,630 vs 2,067 samples/s, n=20 644 vs 876,
@@ -227,28 +229,32 @@ class _Simulate(torch.autograd.Function):
         ops: Any,
         measure: bool,
     ) -> torch.Tensor:
-        numpy = isinstance(ops, generic.NumpyOps)
-        v, init = (
-            (_to_numpy(values), _to_numpy(initial_state)) if numpy else (values, initial_state)
-        )
-        tr = adjoint.trace(ops, prog, v, init)
-        ctx.trace, ctx.prog, ctx.ops, ctx.measure = tr, prog, ops, measure
-        out = generic.expectations(ops, prog, tr.final) if measure else tr.final
-        return torch.from_numpy(np.ascontiguousarray(out)) if numpy else out
+        ctx.prog, ctx.ops, ctx.measure = prog, ops, measure
+        if isinstance(ops, generic.NumpyOps):  # large batches split over threads
+            out, ctx.trace = adjoint.trace_split(
+                ops, prog, _to_numpy(values), _to_numpy(initial_state), measure
+            )
+            return torch.from_numpy(np.ascontiguousarray(out))
+        tr = adjoint.trace(ops, prog, values, initial_state)
+        ctx.trace = tr
+        result: torch.Tensor = generic.expectations(ops, prog, tr.final) if measure else tr.final
+        return result
 
     @staticmethod
     def backward(
         ctx: Any, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None, None]:
         tr, prog, ops = ctx.trace, ctx.prog, ctx.ops
-        numpy = isinstance(ops, generic.NumpyOps)
-        g = _to_numpy(grad) if numpy else grad
-        # torch hands a complex output's gradient as 2 dL/d conj(psi); the costate is half of it
-        lam = adjoint.costate(ops, prog, tr.final, g) if ctx.measure else g * 0.5
-        got = adjoint.backward(ops, prog, tr, lam)
+        if isinstance(ops, generic.NumpyOps):
+            g = _to_numpy(grad)
+            # torch hands a complex output's gradient as 2 dL/d conj(psi); the costate is half
+            got = adjoint.backward_split(ops, prog, tr, g if ctx.measure else g * 0.5, ctx.measure)
+        else:
+            lam = adjoint.costate(ops, prog, tr.final, grad) if ctx.measure else grad * 0.5
+            got = adjoint.backward(ops, prog, tr, lam)
         gv, lam_in = got.per_row(ops), got.state
         g_state = None if lam_in is None or not ctx.needs_input_grad[1] else 2.0 * lam_in
-        if numpy:
+        if isinstance(ops, generic.NumpyOps):
             gv = torch.from_numpy(np.ascontiguousarray(gv))
             g_state = None if g_state is None else torch.from_numpy(np.ascontiguousarray(g_state))
         return (gv if ctx.needs_input_grad[0] else None), g_state, None, None, None
