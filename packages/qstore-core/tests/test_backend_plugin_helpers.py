@@ -1,10 +1,11 @@
-"""The helpers that simulator plugins share (:mod:`qstore.core.backends.plugin`), checked
-without a plugin installed: parameter maps against the core's compiled programs, observable
-splitting, template caching and the batch API of the mixin on a fixed-state toy backend."""
+"""The public plugin kit (:mod:`qstore.core.backends.plugin`), checked without a plugin
+installed: parameter maps against the core's compiled programs, observable splitting, template
+caching, the batch functions on a fixed-state toy simulator, and a third-party-style backend built
+from the kit's functions alone (no base class of ours) against the ``local`` backend and finite
+differences."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +15,15 @@ import numpy.typing as npt
 import pytest
 
 import qstore.core as qc
+from qstore.core.adapter import ExpectationAdapter, KeepsForward
+from qstore.core.backends import plugin
+from qstore.core.backends.base import Capabilities
+from qstore.core.backends.local import LocalBackend
 from qstore.core.backends.plugin import (
+    Basis,
     FloatArray,
     ObservableTerms,
     ParameterMap,
-    SimulatorPluginMixin,
     Template,
     affine_parameters,
     cached_template,
@@ -35,6 +40,7 @@ from qstore.core.errors import (
     ShotsError,
 )
 from qstore.core.observables import as_observables, identity
+from qstore.core.testing import INPUTS, random_bindings, random_circuit, random_observables
 
 
 @dataclass
@@ -138,15 +144,28 @@ def test_result_helpers() -> None:
     assert counts_from_indices(np.array([0, 3, 3, 1]), 2) == {"00": 1, "01": 1, "11": 2}
 
 
-class _Bell(SimulatorPluginMixin[_Names]):
-    """Every circuit ends in the Bell state (|00> + |11>) / sqrt(2)."""
+def test_expectations_from_states_match_observable_matrices() -> None:
+    rng = np.random.default_rng(3)
+    n = 3
+    states = rng.normal(size=(4, 8)) + 1j * rng.normal(size=(4, 8))
+    states /= np.linalg.norm(states, axis=1, keepdims=True)
+    extra = [qc.Y(0) * qc.X(1) * qc.Z(2), identity(0.5)]
+    obs = as_observables([*random_observables(n, rng, 4), *extra], n)
+    terms = split_observables(obs, n)
+    got = plugin.expectations_from_states(states, terms)
+    want = [[np.vdot(psi, ob.matrix(n) @ psi).real for ob in obs] for psi in states]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    with pytest.raises(BackendError, match="2\\*\\*n"):
+        plugin.expectations_from_states(np.ones((1, 3)), terms)
 
-    name = "bell"
 
-    def __init__(self) -> None:
-        self._rng = np.random.default_rng(5)
+# -- a fixed-state toy simulator ------------------------------------------------------------------
 
-    def _template(
+
+class _Bell:
+    """Every circuit ends in the Bell state (|00> + |11>) / sqrt(2); measures constants only."""
+
+    def template(
         self,
         circuit: qc.UnifiedCircuit,
         names: Sequence[str] | None,
@@ -154,54 +173,190 @@ class _Bell(SimulatorPluginMixin[_Names]):
     ) -> _Names:
         return cached_template(_Names, "bell", circuit, names, shared, lambda c, s: ())
 
-    def _bell(self, rows: int) -> npt.NDArray[np.complex128]:
-        return np.tile(np.array([1, 0, 0, 1], dtype=np.complex128) / np.sqrt(2), (rows, 1))
-
-    def state(
-        self,
-        circuit: qc.UnifiedCircuit,
-        values: npt.ArrayLike | None = None,
-        *,
-        names: Sequence[str] | None = None,
-        shared: Mapping[str, float] | None = None,
-    ) -> npt.NDArray[np.complex128]:
-        _, _, theta = self._prepare(circuit, values, names, shared)
-        return self._bell(theta.shape[0])
-
-    def _run_expectations(
+    def run_expectations(
         self, tpl: _Names, terms: ObservableTerms, theta: FloatArray
     ) -> FloatArray:
         return np.tile(terms.constants, (theta.shape[0], 1))
 
-    def _gate_vjp(
-        self, tpl: _Names, terms: ObservableTerms, theta: FloatArray, cot: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        return self._run_expectations(tpl, terms, theta), np.ones(theta.shape) * cot.sum()
-
-    def _basis_states(
-        self, tpl: _Names, theta: FloatArray, basis: tuple[tuple[int, str], ...]
-    ) -> Any:
-        return self._bell(theta.shape[0])
+    def basis_states(self, tpl: _Names, theta: FloatArray, basis: Basis) -> Any:
+        return np.tile(np.array([1, 0, 0, 1], dtype=np.complex128) / np.sqrt(2), (len(theta), 1))
 
 
-def test_mixin_batch_api() -> None:
+def test_batch_functions_on_a_toy_simulator() -> None:
     b = _Bell()
+    assert isinstance(b, plugin.SimulatorCore) and not isinstance(b, plugin.GateGradient)
     c = qc.UnifiedCircuit(2).add_gate("RX", 0, "t")
     values = [[0.1], [0.2]]
-    assert b.probabilities(c, values).tolist() == [[0.5, 0.0, 0.0, 0.5]] * 2
-    idx = b.sample(c, 100, values, seed=3)
-    assert idx.shape == (2, 100) and set(np.unique(idx).tolist()) <= {0, 3}
-    assert all(set(row) <= {"00", "11"} for row in b.counts(c, 50, values, seed=3))
-    est = b.expectation(c, [qc.Z(0) * qc.Z(1) + 1.0], values, shots=200, seed=1)
-    assert est.tolist() == [[2.0], [2.0]]
-    gv, gs = b.vjp(c, [identity()], values, [[1.0], [2.0]])
-    assert gv.shape == (2, 1) and gs.shape == (0,)
-    with pytest.raises(BindingError, match="cotangent"):
-        b.value_and_vjp(c, [identity()], values, [1.0, 2.0, 3.0])
+    assert plugin.probabilities(b, c, values).tolist() == [[0.5, 0.0, 0.0, 0.5]] * 2
+    assert plugin.final_states(b, c, values).shape == (2, 4)
+    rng = np.random.default_rng(1)
+    est = plugin.expectation(b, c, [qc.Z(0) * qc.Z(1) + 1.0, qc.Z(0)], values, shots=400, rng=rng)
+    assert est[:, 0].tolist() == [2.0, 2.0]  # Z0 Z1 = +1 in every shot
+    assert np.all(np.abs(est[:, 1]) < 0.2)  # Z0 = +-1 with probability 1/2 each
+    assert plugin.expectation(b, c, [identity(3.0)], values).tolist() == [[3.0], [3.0]]
     with pytest.raises(ShotsError):
-        b.sample(c, 0, values)
-    res = asyncio.run(b.execute(qc.UnifiedCircuit(2), shots=None))
-    assert res.probabilities == pytest.approx({"00": 0.5, "11": 0.5})
-    assert res.expectations is not None and np.allclose(res.expectations, 0.0)
-    res = asyncio.run(b.execute(qc.UnifiedCircuit(2), shots=10))
-    assert res.counts is not None and sum(res.counts.values()) == 10
+        plugin.expectation(b, c, None, values, shots=0)
+    with pytest.raises(BindingError, match="shape"):
+        plugin.expectation(b, c, None, [[0.1, 0.2]])
+    with pytest.raises(BackendError, match="GateGradient"):
+        plugin.value_and_vjp_fn_by_gates(b, c, None, values)
+
+
+# -- a third-party backend from the kit's functions alone -----------------------------------------
+
+
+class OnLocal:
+    """A simulator plugin as a third party writes one, subclassing nothing of ours: gate
+    parameters ``theta`` are simulated by the local backend on the circuit whose gate parameters
+    are its own symbols. ``by_gates`` picks the gradient: the local backend's VJP by gate
+    parameter (GateGradient) or the kit's adjoint pass from the final states."""
+
+    name = "on-local"
+
+    def __init__(self, by_gates: bool) -> None:
+        self.local = LocalBackend()
+        self.by_gates = by_gates
+        self.rng = np.random.default_rng(0)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(self.name, 10, gradient_methods=("adjoint",), vjp=True)
+
+    # the simulator
+    def template(
+        self,
+        circuit: qc.UnifiedCircuit,
+        names: Sequence[str] | None,
+        shared: Mapping[str, float] | None,
+    ) -> Template[qc.UnifiedCircuit]:
+        def lower(c: qc.UnifiedCircuit, slots: Sequence[Sequence[int]]) -> tuple[Any, ...]:
+            return (plugin.gate_parameter_circuit(c, slots),)
+
+        return cached_template(Template, "test.on_local", circuit, names, shared, lower)
+
+    def basis_states(
+        self, tpl: Template[qc.UnifiedCircuit], theta: FloatArray, basis: Basis
+    ) -> Any:
+        c = tpl.ops[0].copy()
+        for q, p in basis:
+            (c.add_gate("SDG", q) if p == "Y" else c).add_gate("H", q)
+        return self.local.state(c, theta, names=plugin.theta_symbols(theta.shape[1]))
+
+    def run_expectations(
+        self, tpl: Template[qc.UnifiedCircuit], terms: ObservableTerms, theta: FloatArray
+    ) -> FloatArray:
+        return plugin.expectations_from_states(self.basis_states(tpl, theta, ()), terms)
+
+    def gate_vjp_fn(
+        self, tpl: Template[qc.UnifiedCircuit], terms: ObservableTerms, theta: FloatArray
+    ) -> tuple[FloatArray, Any]:
+        names = plugin.theta_symbols(theta.shape[1])
+        obs = [_pauli_sum(terms, o) for o in range(terms.n_obs)]
+        out, finish = self.local.value_and_vjp_fn(tpl.ops[0], obs, theta, names=names)
+        return out + terms.constants, lambda cot: finish(cot)[0]
+
+    # the backend protocol, one kit call each
+    def expectation(
+        self,
+        circuit: qc.UnifiedCircuit,
+        observables: Any = None,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+    ) -> FloatArray:
+        rng = self.rng if seed is None else np.random.default_rng(seed)
+        return plugin.expectation(
+            self, circuit, observables, values, names=names, shared=shared, shots=shots, rng=rng
+        )
+
+    def value_and_vjp_fn(
+        self,
+        circuit: qc.UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, plugin.VJPFn]:
+        fn = (
+            plugin.value_and_vjp_fn_by_gates
+            if self.by_gates
+            else plugin.value_and_vjp_fn_from_states
+        )
+        return fn(self, circuit, observables, values, names=names, shared=shared)
+
+    def vjp(
+        self,
+        circuit: qc.UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        _, finish = self.value_and_vjp_fn(circuit, observables, values, names=names, shared=shared)
+        return finish(cotangent)
+
+
+def _pauli_sum(terms: ObservableTerms, o: int) -> qc.PauliSum:
+    """Observable ``o`` of ``terms`` without its constant (added back to the expectations)."""
+    total = identity(0.0)
+    for w in terms.per_obs[o]:
+        paulis, weight = terms.words[w]
+        word = identity(weight)
+        for q, p in paulis:
+            word = word * {"X": qc.X, "Y": qc.Y, "Z": qc.Z}[p](q)
+        total = total + word
+    return total
+
+
+@pytest.mark.parametrize("by_gates", [False, True])
+def test_third_party_backend_from_kit_functions_matches_local(by_gates: bool) -> None:
+    be = OnLocal(by_gates)
+    assert isinstance(be, plugin.SimulatorCore) and isinstance(be, KeepsForward)
+    rng = np.random.default_rng(11 + by_gates)
+    c = random_circuit(3, 25, rng)
+    obs = random_observables(3, rng, 2)
+    values, shared = random_bindings(rng)
+    names = list(INPUTS)
+    local = LocalBackend()
+    got = be.expectation(c, obs, values, names=names, shared=shared)
+    want = local.expectation(c, obs, values, names=names, shared=shared)
+    np.testing.assert_allclose(got, want, atol=1e-10)
+    est = be.expectation(c, obs, values, names=names, shared=shared, shots=4000, seed=2)
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(est, want, atol=0.15 * scale)
+    cot = rng.normal(size=(3, 2))
+    val, finish = be.value_and_vjp_fn(c, obs, values, names=names, shared=shared)
+    gv, gs = finish(cot)
+    _, lgv, lgs = local.value_and_vjp(c, obs, values, cot, names=names, shared=shared)
+    np.testing.assert_allclose(val, want, atol=1e-10)
+    np.testing.assert_allclose(gv, lgv, atol=1e-8)
+    np.testing.assert_allclose(gs, lgs, atol=1e-8)
+    gv2, gs2 = finish(cot)  # the kept forward pass serves any number of backward passes
+    np.testing.assert_allclose(gv2, gv, atol=1e-12)
+    np.testing.assert_allclose(gs2, gs, atol=1e-12)
+    # finite differences by one shared weight
+    name, eps = next(iter(shared)), 1e-6
+    up = be.expectation(c, obs, values, names=names, shared={**shared, name: shared[name] + eps})
+    down = be.expectation(c, obs, values, names=names, shared={**shared, name: shared[name] - eps})
+    fd = float(((up - down) / (2 * eps) * cot).sum())
+    assert abs(gs[0] - fd) < 1e-6
+
+
+def test_third_party_backend_trains_through_the_framework_adapter() -> None:
+    c = qc.UnifiedCircuit(2).add_gate("RY", 0, "x").add_gate("CNOT", [0, 1])
+    c.add_gate("RZ", 1, 2 * qc.Parameter("w") * qc.Parameter("x")).add_gate("RX", 1, "w")
+    x, w = np.array([[0.3], [1.2]]), np.array([0.4])
+    results = []
+    for backend in (OnLocal(by_gates=True), OnLocal(by_gates=False), "local"):
+        ad = ExpectationAdapter(c, backend, ["x"], ["w"], [qc.Z(1), qc.X(1)])
+        fwd = ad.forward(x, w)
+        results.append((fwd.values, *ad.vjp(fwd, np.ones((2, 2)))))
+    for got in results[:2]:
+        for a, b in zip(got, results[2], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-10)

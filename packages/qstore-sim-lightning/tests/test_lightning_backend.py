@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import qstore.core as qc
+from qstore.core.adapter import ExpectationAdapter, KeepsForward
+from qstore.core.backends import Backend, plugin
 from qstore.core.backends.local import LocalBackend
 from qstore.core.errors import BindingError, CapabilityError, MissingDependencyError, ShotsError
 from qstore.core.testing import INPUTS, random_circuit, random_observables
@@ -87,6 +89,114 @@ def test_vjp_matches_finite_differences(lightning: LightningBackend) -> None:
         down = lightning.expectation(c, qc.X(1), values - d, names=["a", "b"])
         fd = ((up - down) / (2 * eps) * cot).sum(axis=1)
         assert np.allclose(gv[:, p], fd, atol=1e-6)
+
+
+def _fd_vjp(
+    be: LightningBackend,
+    c: qc.UnifiedCircuit,
+    obs: list[qc.PauliSum],
+    values: np.ndarray,
+    shared: dict[str, float],
+    cot: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central finite differences of ``sum(cot * E)`` by every per-sample and shared value."""
+    eps = 1e-6
+
+    def loss_rows(v: np.ndarray, s: dict[str, float]) -> np.ndarray:
+        return (be.expectation(c, obs, v, names=NAMES, shared=s) * cot).sum(axis=1)
+
+    gv = np.zeros_like(values)
+    for p in range(values.shape[1]):
+        d = np.zeros_like(values)
+        d[:, p] = eps
+        gv[:, p] = (loss_rows(values + d, shared) - loss_rows(values - d, shared)) / (2 * eps)
+    gs = np.zeros(len(shared))
+    for k, name in enumerate(shared):
+        up = {**shared, name: shared[name] + eps}
+        down = {**shared, name: shared[name] - eps}
+        gs[k] = (loss_rows(values, up).sum() - loss_rows(values, down).sum()) / (2 * eps)
+    return gv, gs
+
+
+@pytest.mark.parametrize("device_vjp", [True, False])
+def test_value_and_vjp_fn_matches_finite_differences_and_local(device_vjp: bool) -> None:
+    rng = np.random.default_rng(40 + device_vjp)
+    c = random_circuit(3, 30, rng)
+    obs = random_observables(3, rng, 2)
+    values, shared = bindings(rng)
+    cot = rng.normal(size=(3, 2))
+    be = LightningBackend(device_vjp=device_vjp)
+    val, finish = be.value_and_vjp_fn(c, obs, values, names=NAMES, shared=shared)
+    gv, gs = finish(cot)
+    lval, lgv, lgs = LocalBackend().value_and_vjp(c, obs, values, cot, names=NAMES, shared=shared)
+    assert gv.shape == (3, len(NAMES)) and gs.shape == (len(shared),)
+    assert np.allclose(val, lval, atol=1e-10)
+    assert np.allclose(gv, lgv, atol=1e-6) and np.allclose(gs, lgs, atol=1e-6)
+    fgv, fgs = _fd_vjp(be, c, obs, values, shared, cot)
+    assert np.allclose(gv, fgv, atol=1e-6) and np.allclose(gs, fgs, atol=1e-6)
+    # finish again, with another cotangent in between: the kept forward pass is unchanged
+    cot2 = rng.normal(size=(3, 2))
+    gv2, gs2 = finish(cot2)
+    _, lgv2, lgs2 = LocalBackend().value_and_vjp(c, obs, values, cot2, names=NAMES, shared=shared)
+    assert np.allclose(gv2, lgv2, atol=1e-6) and np.allclose(gs2, lgs2, atol=1e-6)
+    gv3, gs3 = finish(cot)
+    assert np.allclose(gv3, gv, atol=1e-12) and np.allclose(gs3, gs, atol=1e-12)
+    with pytest.raises(BindingError, match="cotangent"):
+        finish(np.ones((3, 5)))
+
+
+@pytest.mark.parametrize("device_vjp", [True, False])
+def test_finish_does_not_simulate_the_forward_pass_again(
+    device_vjp: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pennylane as qml
+
+    state_class = qml.device("lightning.qubit", wires=1).LightningStateVector
+    forward_runs: list[int] = []
+    original = state_class.get_final_state
+
+    def counting(self: object, *args: object, **kwargs: object) -> object:
+        forward_runs.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(state_class, "get_final_state", counting)
+    rng = np.random.default_rng(7)
+    c = random_circuit(3, 20, rng)
+    values, shared = bindings(rng, 4)
+    be = LightningBackend(device_vjp=device_vjp)
+    _, finish = be.value_and_vjp_fn(c, None, values, names=NAMES, shared=shared)
+    assert len(forward_runs) == 4  # one forward simulation per binding
+    be.expectation(c, None, values, names=NAMES, shared=shared)  # other work in between
+    forward_runs.clear()
+    gv, _ = finish(np.ones((4, 3)))
+    finish(np.ones((4, 3)))
+    assert forward_runs == []
+    _, lgv, _ = LocalBackend().value_and_vjp(
+        c, None, values, np.ones((4, 3)), names=NAMES, shared=shared
+    )
+    assert np.allclose(gv, lgv, atol=1e-8)
+
+
+def test_backend_is_a_plugin_kit_simulator_and_keeps_its_forward_pass(
+    lightning: LightningBackend,
+) -> None:
+    assert isinstance(lightning, plugin.SimulatorCore)
+    assert isinstance(lightning, plugin.GateGradient)
+    assert isinstance(lightning, KeepsForward) and isinstance(lightning, Backend)
+    extra = lightning.capabilities.extra
+    assert "Lightning's VJP" in extra["gradient"] and extra["device_vjp"] is True
+    assert "Jacobians" in LightningBackend(device_vjp=False).capabilities.extra["gradient"]
+    # the framework adapter uses value_and_vjp_fn: forward once, backward from what it kept
+    c = qc.UnifiedCircuit(2).add_gate("RY", 0, "x").add_gate("CRX", [0, 1], "w")
+    ad = ExpectationAdapter(c, lightning, input_names=["x"], weight_names=["w"])
+    fwd = ad.forward(np.array([[0.3], [1.1]]), np.array([0.7]))
+    assert fwd.vjp_fn is not None
+    gx, gw = ad.vjp(fwd, np.ones((2, 2)))
+    ref = ExpectationAdapter(c, "local", input_names=["x"], weight_names=["w"])
+    rfwd = ref.forward(np.array([[0.3], [1.1]]), np.array([0.7]))
+    rgx, rgw = ref.vjp(rfwd, np.ones((2, 2)))
+    assert np.allclose(fwd.values, rfwd.values, atol=1e-10)
+    assert np.allclose(gx, rgx, atol=1e-8) and np.allclose(gw, rgw, atol=1e-8)
 
 
 def test_observables_with_only_a_constant_and_fixed_circuits(lightning: LightningBackend) -> None:

@@ -4,10 +4,23 @@ A circuit template is lowered once to Lightning's native gates
 (:mod:`qstore.sim.lightning.lowering`) and its observables to PennyLane measurements, both cached on
 the circuit. A batch becomes one tape per binding (gates without bound parameters are shared between
 tapes), executed by the device in one ``execute`` call; the device's transform pipeline is skipped
-because every operation is native to it (checked once per device). Gradients use Lightning's adjoint
-method: by default one ``execute_and_compute_vjp`` call (the cotangent-weighted observable is
-differentiated in one backward pass per tape); ``device_vjp=False`` computes full Jacobians instead.
-Gate-level gradients are mapped to the bindings through the parameter expressions.
+because every operation is native to it (checked once per device).
+
+Gradients are Lightning's own adjoint method, and the forward pass keeps what it needs
+(``value_and_vjp_fn``, :class:`qstore.core.adapter.KeepsForward`), so a training step simulates
+the forward pass once:
+
+* ``device_vjp=True`` (default): the forward pass runs on a device of its own that keeps each
+  tape's final state (Lightning's device-VJP mode); the VJP is then Lightning's backward pass from
+  those states for the cotangent-weighted observable (``compute_vjp``), one per tape whatever the
+  number of observables;
+* ``device_vjp=False``: the Jacobian of every observable by every gate parameter is computed in
+  the same Lightning call as the expectations (``execute_and_compute_derivatives``); the VJP only
+  contracts it with the cotangent (faster for very few observables and tiny circuits).
+
+Gate-level gradients are mapped to the bindings through the parameter expressions
+(:func:`qstore.core.backends.plugin.value_and_vjp_fn_by_gates`): the backend is built on the
+public plugin kit, as a ``SimulatorCore`` with a ``GateGradient``.
 
 ``lightning.gpu`` and ``lightning.kokkos`` are always registered. Their capabilities say whether
 they can run here; using one that cannot raises an error naming what to install.
@@ -25,21 +38,17 @@ import importlib.util
 import logging
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends.base import Capabilities
-from qstore.core.backends.plugin import (
-    FloatArray,
-    ObservableTerms,
-    SimulatorPluginMixin,
-    Template,
-    cached_template,
-)
+from qstore.core.backends import plugin
+from qstore.core.backends.base import Capabilities, FusedVJP
+from qstore.core.backends.plugin import Basis, FloatArray, ObservableTerms, Template, VJPFn
+from qstore.core.backends.sampling import ProbabilitySampling
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine.memory import memory_limit_bytes
 from qstore.core.errors import (
@@ -73,14 +82,14 @@ def _pennylane() -> Any:
 
 @dataclass
 class _Template(Template[LightningOp]):
-    """A lowered template with its prebuilt tape pieces, per device and op list."""
+    """A lowered template with its prebuilt tape pieces, per device kind and op list."""
 
-    tapes: dict[Any, Any] = field(default_factory=dict)  # per device / op list: _TapePlan
+    tapes: dict[Any, Any] = field(default_factory=dict)  # per device name / op list: _TapePlan
 
 
 @dataclass
 class _TapePlan:
-    """Prebuilt pieces of the tapes of one op list on one device."""
+    """Prebuilt pieces of the tapes of one op list on one kind of device."""
 
     pieces: list[Any]  # shared operation, or (class, wires) for a bound one
     trainable: list[int]  # tape parameter indices that depend on a symbol
@@ -88,14 +97,15 @@ class _TapePlan:
     theta_scale: FloatArray  # d(tape parameter)/d(theta)
 
 
-class LightningBackend(SimulatorPluginMixin[_Template]):
+class LightningBackend(ProbabilitySampling, FusedVJP):
     """Batched simulation on a PennyLane Lightning device with adjoint-method gradients.
 
     Args:
         dtype: ``'complex128'`` (default) or ``'complex64'``.
-        device_vjp: gradients by Lightning's vector-Jacobian product (default, one backward pass
-            per sample) instead of full Jacobians (``False``; faster for very few observables
-            and tiny circuits).
+        device_vjp: gradients by Lightning's vector-Jacobian product from the final states the
+            forward pass kept (default, one backward pass per sample) instead of the full
+            Jacobians computed with the forward pass (``False``; faster for very few
+            observables and tiny circuits).
         seed: default seed for shot sampling (a per-call ``seed=`` overrides it).
         device_options: further keyword arguments for ``qml.device`` (e.g. ``batch_obs``).
     """
@@ -130,7 +140,7 @@ class LightningBackend(SimulatorPluginMixin[_Template]):
         self.device_options = dict(device_options or {})
         self._rng = np.random.default_rng(seed)
         self._devices: dict[int, Any] = {}
-        self._configs: dict[tuple[int, bool], Any] = {}
+        self._configs: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dtype={self.dtype!r})"
@@ -189,8 +199,19 @@ class LightningBackend(SimulatorPluginMixin[_Template]):
             available=not reason,
             reason=reason,
             dtypes=tuple(_DTYPES),
-            extra={"device": self.device_name, "dtype": self.dtype, "device_vjp": self.device_vjp},
+            extra={
+                "device": self.device_name,
+                "dtype": self.dtype,
+                "device_vjp": self.device_vjp,
+                "gradient": self._gradient(),
+            },
         )
+
+    def _gradient(self) -> str:
+        """What ``vjp`` computes, in words (``capabilities.extra['gradient']``)."""
+        if self.device_vjp:
+            return "adjoint: Lightning's VJP from the final states kept by the forward pass"
+        return "adjoint: Lightning's Jacobians, computed with the forward pass"
 
     def _require(self) -> None:
         missing, reason = self._availability()
@@ -200,43 +221,35 @@ class LightningBackend(SimulatorPluginMixin[_Template]):
         raise error(f"Backend {self.name!r} cannot run here: {reason}.")
 
     # -- PennyLane plumbing -------------------------------------------------------------------
+    def _new_device(self, n_qubits: int) -> Any:
+        self._require()
+        return _pennylane().device(
+            self.device_name, wires=n_qubits, c_dtype=_DTYPES[self.dtype], **self.device_options
+        )
+
     def _device(self, n_qubits: int) -> Any:
+        """The device this backend shares between calls on ``n_qubits`` qubits."""
         dev = self._devices.get(n_qubits)
         if dev is None:
-            self._require()
-            qml = _pennylane()
-            dev = qml.device(
-                self.device_name,
-                wires=n_qubits,
-                c_dtype=_DTYPES[self.dtype],
-                **self.device_options,
-            )
-            self._devices[n_qubits] = dev
+            dev = self._devices[n_qubits] = self._new_device(n_qubits)
         return dev
 
-    def _config(self, dev: Any, gradients: bool) -> Any:
-        key = (id(dev), gradients)
-        cfg = self._configs.get(key)
+    def _config(self, dev: Any, mode: str) -> Any:
+        """The execution config for ``mode``: ``"run"`` (no gradient), ``"jacobian"`` (adjoint
+        Jacobians) or ``"keep"`` (the device keeps final states for a later ``compute_vjp``)."""
+        cfg = self._configs.get(mode)
         if cfg is None:
             from pennylane.devices import ExecutionConfig
 
-            base = ExecutionConfig(gradient_method="adjoint" if gradients else None)
-            cfg = dev.setup_execution_config(base)
-            self._configs[key] = cfg
+            base = ExecutionConfig(
+                gradient_method=None if mode == "run" else "adjoint",
+                use_device_jacobian_product=mode == "keep",
+            )
+            cfg = self._configs[mode] = dev.setup_execution_config(base)
         return cfg
 
-    def _template(
-        self,
-        circuit: UnifiedCircuit,
-        names: Sequence[str] | None,
-        shared: Mapping[str, float] | None,
-    ) -> _Template:
-        return cached_template(
-            _Template, "qstore.sim.lightning", circuit, names, shared, lower_circuit
-        )
-
     def _plan(self, tpl: _Template, ops: tuple[LightningOp, ...], dev: Any) -> _TapePlan:
-        key = (id(dev), ops)
+        key = (self.device_name, ops)
         plan = tpl.tapes.get(key)
         if isinstance(plan, _TapePlan):
             return plan
@@ -320,65 +333,160 @@ class LightningBackend(SimulatorPluginMixin[_Template]):
                 "dtype='complex64', or raise QSTORE_MAX_MEMORY_GB."
             )
 
-    def _expectation_tapes(
-        self, tpl: _Template, terms: ObservableTerms, theta: FloatArray
-    ) -> tuple[list[Any], _TapePlan, Any]:
-        """One tape per binding measuring the active observables, its plan and the device."""
-        self._check_memory(tpl.n_qubits, 0)
-        dev = self._device(tpl.n_qubits)
-        tapes, plan = self._tapes(tpl, tpl.ops, theta, self._measurements(terms), dev)
-        return tapes, plan, dev
+    # -- the simulator (plugin.SimulatorCore and plugin.GateGradient) --------------------------
+    def template(
+        self,
+        circuit: UnifiedCircuit,
+        names: Sequence[str] | None,
+        shared: Mapping[str, float] | None,
+    ) -> _Template:
+        """``circuit`` lowered to Lightning's gates for this column layout (cached on it)."""
+        return plugin.cached_template(
+            _Template, "qstore.sim.lightning", circuit, names, shared, lower_circuit
+        )
 
-    # -- execution ----------------------------------------------------------------------------
-    def _run_expectations(
+    def run_expectations(
         self, tpl: _Template, terms: ObservableTerms, theta: FloatArray
     ) -> FloatArray:
         """Exact expectations ``[R, n_obs]`` for every row of ``theta`` (one device call)."""
         out = np.tile(terms.constants, (theta.shape[0], 1))
         active = list(terms.active)
         if active:
-            tapes, _, dev = self._expectation_tapes(tpl, terms, theta)
-            res = dev.execute(tapes, self._config(dev, gradients=False))
+            self._check_memory(tpl.n_qubits, 0)
+            dev = self._device(tpl.n_qubits)
+            tapes, _ = self._tapes(tpl, tpl.ops, theta, self._measurements(terms), dev)
+            res = dev.execute(tapes, self._config(dev, "run"))
             out[:, active] += np.asarray(res, dtype=np.float64).reshape(len(tapes), len(active))
         return out
 
-    def _gate_vjp(
-        self, tpl: _Template, terms: ObservableTerms, theta: FloatArray, cot: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Adjoint method: expectations and the VJP from one device call (forward and back)."""
-        bsz = theta.shape[0]
+    def gate_vjp_fn(
+        self, tpl: _Template, terms: ObservableTerms, theta: FloatArray
+    ) -> tuple[FloatArray, Callable[[FloatArray], FloatArray]]:
+        """Expectations ``[B, n_obs]`` and ``finish(cot) -> d/dtheta [B, G]`` by Lightning's
+        adjoint method; the forward pass keeps what ``finish`` needs (see the module doc), so
+        ``finish`` never simulates the circuit forward again."""
+        bsz, n_theta = theta.shape[0], tpl.pmap.n_theta
         out = np.tile(terms.constants, (bsz, 1))
-        gtheta = np.zeros((bsz, tpl.pmap.n_theta))
         active = list(terms.active)
-        if active:
-            tapes, plan, dev = self._expectation_tapes(tpl, terms, theta)
-            cfg = self._config(dev, gradients=True)
-            ntr = len(plan.trainable)
-            if ntr == 0:
-                res = dev.execute(tapes, self._config(dev, gradients=False))
-                grads = np.zeros((bsz, 0))
-            elif self.device_vjp:
+        if not active:
+            return out, lambda cot: np.zeros((bsz, n_theta))
+        keep = self.device_vjp
+        self._check_memory(tpl.n_qubits, bsz if keep else 0)
+        # a device of its own keeps the final states until finish, whatever runs meanwhile
+        dev = self._new_device(tpl.n_qubits) if keep else self._device(tpl.n_qubits)
+        tapes, plan = self._tapes(tpl, tpl.ops, theta, self._measurements(terms), dev)
+        ntr = len(plan.trainable)
+        if ntr == 0:
+            res = dev.execute(tapes, self._config(dev, "run"))
+
+            def by_tape(cot: FloatArray) -> Any:
+                return np.zeros((bsz, 0))
+
+        elif keep:
+            cfg = self._config(dev, "keep")
+            res = dev.execute(tapes, cfg)
+
+            def by_tape(cot: FloatArray) -> Any:
                 c = cot[:, active]
                 cots = [tuple(r) if len(active) > 1 else r[0] for r in c.tolist()]
-                res, vjps = dev.execute_and_compute_vjp(tapes, cots, cfg)
-                grads = np.asarray(vjps, dtype=np.float64).reshape(bsz, ntr)
-            else:
-                res, jacs = dev.execute_and_compute_derivatives(tapes, cfg)
-                jac = np.asarray(jacs, dtype=np.float64).reshape(bsz, len(active), ntr)
-                grads = np.einsum("bot,bo->bt", jac, cot[:, active])
-            out[:, active] += np.asarray(res, dtype=np.float64).reshape(bsz, len(active))
-            np.add.at(gtheta.T, plan.theta_cols, (grads * plan.theta_scale).T)
-        return out, gtheta
+                return dev.compute_vjp(tapes, cots, cfg)
+        else:
+            res, jacs = dev.execute_and_compute_derivatives(tapes, self._config(dev, "jacobian"))
+            jac = np.asarray(jacs, dtype=np.float64).reshape(bsz, len(active), ntr)
 
-    def _states(
-        self, tpl: _Template, ops: tuple[LightningOp, ...], theta: FloatArray
+            def by_tape(cot: FloatArray) -> Any:
+                return np.einsum("bot,bo->bt", jac, cot[:, active])
+
+        out[:, active] += np.asarray(res, dtype=np.float64).reshape(bsz, len(active))
+
+        def finish(cot: FloatArray) -> FloatArray:
+            grads = np.asarray(by_tape(cot), dtype=np.float64).reshape(bsz, ntr)
+            gtheta = np.zeros((bsz, n_theta))
+            np.add.at(gtheta.T, plan.theta_cols, (grads * plan.theta_scale).T)
+            return gtheta
+
+        return out, finish
+
+    def basis_states(
+        self, tpl: _Template, theta: FloatArray, basis: Basis
     ) -> npt.NDArray[np.complexfloating[Any, Any]]:
+        """Final states ``[R, 2**n]`` with the qubits of ``basis`` rotated to Z on the device
+        (for shot estimates); ``basis=()``: the plain final states."""
+        rotations = tuple(
+            LightningOp(r.name, (q,), offset=r.offset) for q, p in basis for r in _MEASURE_BASIS[p]
+        )
+        ops = tpl.ops + rotations
         self._check_memory(tpl.n_qubits, theta.shape[0])
         qml = _pennylane()
         dev = self._device(tpl.n_qubits)
         tapes, _ = self._tapes(tpl, ops, theta, [qml.state()], dev)
-        res = dev.execute(tapes, self._config(dev, gradients=False))
+        res = dev.execute(tapes, self._config(dev, "run"))
         return np.asarray(res).reshape(theta.shape[0], 1 << tpl.n_qubits)
+
+    # -- the backend protocol -----------------------------------------------------------------
+    def expectation(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any = None,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+    ) -> FloatArray:
+        """Expectations ``[batch, n_observables]`` (``None`` observables: ``Z`` per qubit)."""
+        return plugin.expectation(
+            self,
+            circuit,
+            observables,
+            values,
+            names=names,
+            shared=shared,
+            shots=shots,
+            rng=self._generator(seed),
+        )
+
+    def value_and_vjp_fn(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, VJPFn]:
+        """Expectations ``[B, n_obs]`` now, and ``finish(cotangent [B, n_obs]) -> (d/dvalues
+        [B, n_batched], d/dshared [n_shared])`` by Lightning's adjoint method from what this
+        forward pass kept (:class:`qstore.core.adapter.KeepsForward`); ``finish`` may be called
+        more than once.
+
+        >>> import math, qstore.core as qc
+        >>> c = qc.UnifiedCircuit(1).add_gate("RY", 0, "x")
+        >>> x = [[math.pi / 6], [math.pi / 2]]
+        >>> values, finish = LightningBackend().value_and_vjp_fn(c, qc.Z(0), x)
+        >>> d_values, d_shared = finish([[1.0], [2.0]])  # d/dx cos(x) = -sin(x)
+        >>> d_values.round(6).tolist(), d_shared.shape
+        ([[-0.5], [-2.0]], (0,))
+        """
+        return plugin.value_and_vjp_fn_by_gates(
+            self, circuit, observables, values, names=names, shared=shared
+        )
+
+    def value_and_vjp(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any,
+        values: npt.ArrayLike | None,
+        cotangent: npt.ArrayLike,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Expectations and the adjoint VJP (:meth:`value_and_vjp_fn`, finished at once)."""
+        e, finish = self.value_and_vjp_fn(circuit, observables, values, names=names, shared=shared)
+        gv, gs = finish(cotangent)
+        return e, gv, gs
 
     def state(
         self,
@@ -389,21 +497,24 @@ class LightningBackend(SimulatorPluginMixin[_Template]):
         shared: Mapping[str, float] | None = None,
     ) -> npt.NDArray[np.complexfloating[Any, Any]]:
         """Final state vectors ``[batch, 2**n]`` (qubit 0 most significant)."""
-        tpl, _, theta = self._prepare(circuit, values, names, shared)
-        return self._states(tpl, tpl.ops, theta)
+        states: npt.NDArray[np.complexfloating[Any, Any]] = plugin.final_states(
+            self, circuit, values, names=names, shared=shared
+        )
+        return states
+
+    def probabilities(
+        self,
+        circuit: UnifiedCircuit,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> FloatArray:
+        """Basis-state probabilities ``[batch, 2**n]`` (rows renormalised to sum to 1)."""
+        return plugin.probabilities(self, circuit, values, names=names, shared=shared)
 
     def _engine(self) -> str:
         return self.device_name
-
-    # -- shots --------------------------------------------------------------------------------
-    def _basis_states(
-        self, tpl: _Template, theta: FloatArray, basis: tuple[tuple[int, str], ...]
-    ) -> npt.NDArray[np.complexfloating[Any, Any]]:
-        """Final states with the qubits of ``basis`` rotated to Z on the device (for shots)."""
-        rotations = tuple(
-            LightningOp(r.name, (q,), offset=r.offset) for q, p in basis for r in _MEASURE_BASIS[p]
-        )
-        return self._states(tpl, tpl.ops + rotations, theta)
 
 
 class LightningGPUBackend(LightningBackend):

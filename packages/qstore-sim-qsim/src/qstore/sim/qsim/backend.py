@@ -9,11 +9,15 @@ once and runs ``simulate_expectation_values_sweep`` on it.
 
 Gradients (``vjp``) are adjoint: qsim simulates the batch's final states once, and the core
 engine's adjoint pass un-computes the circuit from them on NumPy
-(:func:`qstore.core.backends.plugin.adjoint_from_final_states`), so a training step costs one qsim
-forward pass and one backward sweep, not a parameter-shift sweep of ``2 x parameters`` circuits
-per sample. Layers keep the forward pass for their backward (``value_and_vjp_fn``). qsim
-computes in single precision (``complex64``), so results agree with the double-precision
+(:func:`qstore.core.backends.plugin.value_and_vjp_fn_from_states`), so a training step costs one
+qsim forward pass and one backward sweep, not a parameter-shift sweep of ``2 x parameters``
+circuits per sample. Layers keep the forward pass for their backward (``value_and_vjp_fn``).
+qsim computes in single precision (``complex64``), so results agree with the double-precision
 ``local`` backend to about 1e-6.
+
+The backend is built on the public plugin kit (:mod:`qstore.core.backends.plugin`): it is a
+``SimulatorCore`` (``template``, ``run_expectations``, ``basis_states``) and every method of the
+backend protocol is one call of the kit's functions.
 
 >>> import qstore.core as qc
 >>> c = qc.UnifiedCircuit(1).add_gate("RY", 0, "x")
@@ -27,22 +31,17 @@ import importlib.util
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends.base import Capabilities
-from qstore.core.backends.plugin import (
-    FloatArray,
-    ObservableTerms,
-    SimulatorPluginMixin,
-    Template,
-    adjoint_from_final_states,
-    cached_template,
-)
+from qstore.core.backends import plugin
+from qstore.core.backends.base import Capabilities, FusedVJP
+from qstore.core.backends.plugin import Basis, FloatArray, ObservableTerms, Template, VJPFn
+from qstore.core.backends.sampling import ProbabilitySampling
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine.memory import memory_limit_bytes
 from qstore.core.errors import (
@@ -51,7 +50,6 @@ from qstore.core.errors import (
     MissingDependencyError,
     ResourceLimitError,
 )
-from qstore.core.observables import as_observables
 from qstore.sim.qsim.lowering import (
     NativeOp,
     cirq_circuit,
@@ -106,7 +104,7 @@ class _Template(Template[NativeOp]):
     circuits: dict[tuple[NativeOp, ...], tuple[Any, tuple[Any, ...]]] = field(default_factory=dict)
 
 
-class QsimBackend(SimulatorPluginMixin[_Template]):
+class QsimBackend(ProbabilitySampling, FusedVJP):
     """Batched simulation on qsim (``qsimcirq``), exact in single precision, seeded shots.
 
     Args:
@@ -198,6 +196,7 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
             max_qubits=max_q,
             exact=True,
             shots=True,
+            # vjp: the core engine's adjoint pass from qsim's final states
             gradient_methods=("adjoint", "parameter_shift", "finite_diff", "spsa"),
             vjp=True,
             gpu=self.use_gpu,
@@ -209,6 +208,7 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
                 "translation": self.translation,
                 "threads": self.threads or _usable_cores(),
                 "max_fused_gate_size": self.max_fused_gate_size or "auto",
+                "gradient": "adjoint: qstore.core's backward pass from qsim's final states",
             },
         )
 
@@ -257,13 +257,17 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
             self._simulator = (opts, qsimcirq.QSimSimulator(qsim_options=dict(opts)))
         return self._simulator[1]
 
-    def _template(
+    # -- the simulator (plugin.SimulatorCore) --------------------------------------------------
+    def template(
         self,
         circuit: UnifiedCircuit,
         names: Sequence[str] | None,
         shared: Mapping[str, float] | None,
     ) -> _Template:
-        return cached_template(_Template, "qstore.sim.qsim", circuit, names, shared, lower_circuit)
+        """``circuit`` lowered to qsim's gate kinds for this column layout (cached on it)."""
+        return plugin.cached_template(
+            _Template, "qstore.sim.qsim", circuit, names, shared, lower_circuit
+        )
 
     def _check_memory(self, n_qubits: int, kept_states: int) -> None:
         """Refuse work that would not fit: qsim's own state plus ``kept_states`` returned ones."""
@@ -341,7 +345,7 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
         ]
         return circuit, resolvers, qubits
 
-    def _run_expectations(
+    def run_expectations(
         self, tpl: _Template, terms: ObservableTerms, theta: FloatArray
     ) -> FloatArray:
         """Exact expectations ``[R, n_obs]`` for every row of ``theta`` (one sweep)."""
@@ -392,7 +396,38 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
                 out[r] = res.final_state_vector
         return out
 
-    # -- gradients ----------------------------------------------------------------------------
+    def basis_states(self, tpl: _Template, theta: FloatArray, basis: Basis) -> Any:
+        """Final states ``[R, 2**n]`` (complex64) with the qubits of ``basis`` rotated to Z on
+        qsim (for shot estimates); ``basis=()``: the plain final states."""
+        rotations = tuple(
+            NativeOp(r.kind, (q,), offset=r.offset) for q, p in basis for r in _MEASURE_BASIS[p]
+        )
+        return self._run_states(tpl, tpl.ops + rotations, theta)
+
+    # -- the backend protocol -----------------------------------------------------------------
+    def expectation(
+        self,
+        circuit: UnifiedCircuit,
+        observables: Any = None,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+    ) -> FloatArray:
+        """Expectations ``[batch, n_observables]`` (``None`` observables: ``Z`` per qubit)."""
+        return plugin.expectation(
+            self,
+            circuit,
+            observables,
+            values,
+            names=names,
+            shared=shared,
+            shots=shots,
+            rng=self._generator(seed),
+        )
+
     def value_and_vjp_fn(
         self,
         circuit: UnifiedCircuit,
@@ -401,13 +436,12 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
         *,
         names: Sequence[str] | None = None,
         shared: Mapping[str, float] | None = None,
-    ) -> tuple[FloatArray, Callable[[npt.ArrayLike], tuple[FloatArray, FloatArray]]]:
+    ) -> tuple[FloatArray, VJPFn]:
         """Expectations from one qsim pass, and the adjoint VJP from its final states
         (:class:`qstore.core.adapter.KeepsForward`)."""
-        tpl, full, theta = self._prepare(circuit, values, names, shared)
-        obs = as_observables(observables, circuit.n_qubits)
-        states = self._run_states(tpl, tpl.ops, theta)
-        return adjoint_from_final_states(circuit, obs, tpl.pmap, full, states)
+        return plugin.value_and_vjp_fn_from_states(
+            self, circuit, observables, values, names=names, shared=shared
+        )
 
     def value_and_vjp(
         self,
@@ -424,7 +458,6 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
         gv, gs = finish(cotangent)
         return e, gv, gs
 
-    # -- execution ----------------------------------------------------------------------------
     def state(
         self,
         circuit: UnifiedCircuit,
@@ -434,16 +467,18 @@ class QsimBackend(SimulatorPluginMixin[_Template]):
         shared: Mapping[str, float] | None = None,
     ) -> npt.NDArray[np.complex64]:
         """Final state vectors ``[batch, 2**n]`` (complex64, qubit 0 most significant)."""
-        tpl, _, theta = self._prepare(circuit, values, names, shared)
-        states: npt.NDArray[np.complex64] = self._run_states(tpl, tpl.ops, theta)
+        states: npt.NDArray[np.complex64] = plugin.final_states(
+            self, circuit, values, names=names, shared=shared
+        )
         return states
 
-    # -- shots --------------------------------------------------------------------------------
-    def _basis_states(
-        self, tpl: _Template, theta: FloatArray, basis: tuple[tuple[int, str], ...]
-    ) -> Any:
-        """Final states with the qubits of ``basis`` rotated to Z on qsim (for shot estimates)."""
-        rotations = tuple(
-            NativeOp(r.kind, (q,), offset=r.offset) for q, p in basis for r in _MEASURE_BASIS[p]
-        )
-        return self._run_states(tpl, tpl.ops + rotations, theta)
+    def probabilities(
+        self,
+        circuit: UnifiedCircuit,
+        values: npt.ArrayLike | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> FloatArray:
+        """Basis-state probabilities ``[batch, 2**n]`` (rows renormalised to sum to 1)."""
+        return plugin.probabilities(self, circuit, values, names=names, shared=shared)
