@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import qstore.core as qc
+from qstore.core.adapter import KeepsForward
+from qstore.core.backends import Backend, plugin
 from qstore.core.backends.local import LocalBackend
 from qstore.core.errors import BindingError, CapabilityError, ObservableError, ShotsError
 from qstore.core.testing import INPUTS, random_circuit, random_observables
@@ -173,3 +175,23 @@ def test_fixed_and_empty_circuits_and_constant_observables(qsim: QsimBackend) ->
     got = qsim.expectation(empty, [qc.Z(1), 2.0 * qc.observables.identity()])
     assert np.allclose(got, [[1.0, 2.0]], atol=TOL)
     assert np.allclose(qsim.state(empty), [[1, 0, 0, 0]])
+
+
+def test_backend_is_a_plugin_kit_simulator_whose_gradient_is_the_core_adjoint(
+    qsim: QsimBackend,
+) -> None:
+    assert isinstance(qsim, plugin.SimulatorCore) and isinstance(qsim, Backend)
+    assert isinstance(qsim, KeepsForward)
+    assert not isinstance(qsim, plugin.GateGradient)  # no gradient of qsim's own
+    assert "qsim's final states" in qsim.capabilities.extra["gradient"]
+    rng = np.random.default_rng(30)
+    c = random_circuit(3, 25, rng)
+    values, shared = bindings(rng)
+    cot = rng.normal(size=(3, 3))
+    val, finish = qsim.value_and_vjp_fn(c, None, values, names=NAMES, shared=shared)
+    gv, gs = finish(cot)
+    lval, lgv, lgs = LocalBackend().value_and_vjp(c, None, values, cot, names=NAMES, shared=shared)
+    assert np.allclose(val, lval, atol=TOL)
+    assert np.allclose(gv, lgv, atol=1e-4) and np.allclose(gs, lgs, atol=1e-4)
+    gv2, gs2 = finish(cot)
+    assert np.allclose(gv2, gv, atol=1e-12) and np.allclose(gs2, gs, atol=1e-12)
