@@ -31,7 +31,14 @@ import torch
 from qstore.core.engine import adjoint, generic
 from qstore.core.engine.program import Program
 
-__all__ = ["TorchOps", "compute_dtypes", "expectations", "final_state", "torch_ops"]
+__all__ = [
+    "TorchOps",
+    "compute_dtypes",
+    "expectations",
+    "final_state",
+    "measure",
+    "torch_ops",
+]
 
 _MAX_CACHED = 4096  # constants per (device, dtype); programs are few, so this is never reached
 
@@ -47,6 +54,8 @@ class TorchOps:
     #: Trailing shared-weight layers of registers up to this size run as one matrix: eager
     #: torch pays per operation, so a few matrix products beat many small state updates.
     unitary_max_qubits = 6
+    #: Stacks of small matrix products are fast (the adjoint's cross-densities use them).
+    batched_products = True
 
     def __init__(self, device: torch.device | str, complex_dtype: torch.dtype) -> None:
         if complex_dtype not in (torch.complex64, torch.complex128):
@@ -310,3 +319,14 @@ def final_state(
 ) -> torch.Tensor:
     """Final state vectors ``[B, 2**n]`` of ``prog`` (qubit 0 the most significant bit)."""
     return _simulate(prog, values, initial_state, False)
+
+
+def measure(prog: Program, states: torch.Tensor) -> torch.Tensor:
+    """Expectations ``[B, n_obs]`` of ``prog``'s observables in ``states [B, 2**n]`` (complex),
+    under autograd: a measurement alone is two or three tensor operations, cheaper through
+    autograd than as a simulation (``prog`` has observables; its gates are not applied)."""
+    cplx = compute_dtypes(states.dtype)[1]
+    ops = torch_ops(states.device, cplx)
+    with _full_precision(states):
+        out: torch.Tensor = generic.expectations(ops, prog, states.to(cplx))
+        return out

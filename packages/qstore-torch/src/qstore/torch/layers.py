@@ -776,6 +776,5 @@ class ExpectationValue(nn.Module):
         real = torch.float64 if state.dtype == torch.complex128 else torch.float32
         if flat.shape[0] == 0:
             return flat.new_zeros((*lead, prog.observables.n_obs), dtype=real)  # type: ignore[union-attr]
-        values = flat.new_zeros((flat.shape[0], 0), dtype=real)
-        out = engine.expectations(prog, values, flat)
+        out = engine.measure(prog, flat)
         return out.reshape(*lead, out.shape[-1])

@@ -248,14 +248,15 @@ def _summed_density(
 ) -> Tensor:
     """``sum_b R[b]`` of :func:`_reduced` for the adjacent qubits ``start .. start+size-1``
     (``[d, d]``): one product with the batch and the other qubits as its long inner axis, or,
-    where the later qubits alone make a long axis, one product per leading index and their sum
-    (no transposed copy of the states: NumPy, n=16, qubits 4-7: 9 ms against 19)."""
+    where the library multiplies stacks of matrices well (``ops.batched_products``), one product
+    per leading index and their sum, which needs no transposed copy of the states (n=16, batch
+    32, qubits 4-7: NumPy 9 ms against 19, torch 2.6 against 16; TensorFlow 13.5 against 10)."""
     d, r = 1 << size, 1 << (n - start - size)
     if r == 1:
         lv = ops.reshape(lam, (-1, d))
         pv = ops.reshape(psi, (-1, d))
         return ops.matmul(ops.swap_last(ops.conj(lv)), pv)
-    if r >= 256 and start > 0:  # few products with a long inner axis each
+    if start > 0 and getattr(ops, "batched_products", False):
         lv = ops.reshape(lam, (-1, d, r))
         pv = ops.reshape(psi, (-1, d, r))
         return ops.sum(ops.matmul(ops.conj(lv), ops.swap_last(pv)), 0)

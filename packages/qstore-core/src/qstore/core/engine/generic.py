@@ -92,6 +92,7 @@ class NumpyOps:
     """:class:`ArrayOps` on NumPy (used in tests and as the template for other libraries)."""
 
     unitary_max_qubits = 6  # NumPy pays per call, like eager frameworks
+    batched_products = True  # stacks of small matrix products are fast (see adjoint)
 
     def __init__(self, complex_dtype: Any = np.complex128) -> None:
         self.complex_dtype = np.dtype(complex_dtype)
