@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from qstore.core.argtypes import positive_float, positive_int
-
 __all__ = ["register", "run"]
 
 COMMAND = "train-keras"
@@ -110,14 +108,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``qstore train-keras``."""
-    p.add_argument("--data-dir", help="the four Fashion-MNIST IDX gzip files (default: search)")
-    p.add_argument("--n-train", type=positive_int, help="train on a random subset of N images")
-    p.add_argument("--n-test", type=positive_int, help="test on a random subset of N images")
-    p.add_argument("--epochs", type=positive_int, default=3)
-    p.add_argument("--batch-size", type=positive_int, default=32, help="per worker")
-    p.add_argument("--learning-rate", type=positive_float, default=1e-3)
-    p.add_argument("--validation-split", type=float, default=0.2)
+    """The options of ``qstore train-keras``: the shared training options
+    (:func:`qstore.core.demos.fashion_mnist.add_training_arguments`), the collective and the
+    backup directory."""
+    from qstore.core.demos.fashion_mnist import add_training_arguments
+
+    add_training_arguments(p, "worker", "the chief writes model.keras")
     p.add_argument(
         "--communication",
         choices=("auto", "ring", "nccl"),
@@ -125,9 +121,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="collective implementation (ring: gRPC, CPUs; nccl: GPUs)",
     )
     p.add_argument("--backup-dir", help="BackupAndRestore state: a restarted worker resumes")
-    p.add_argument("--out", help="where the chief writes model.keras and summary.json")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--progress", action="store_true", help="Keras progress lines on the chief")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

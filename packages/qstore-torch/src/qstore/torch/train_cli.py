@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from qstore.core.argtypes import positive_float, positive_int
-
 __all__ = ["register", "run"]
 
 COMMAND = "train-torch"
@@ -96,19 +94,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``qstore train-torch``."""
-    p.add_argument("--data-dir", help="the four Fashion-MNIST IDX gzip files (default: search)")
-    p.add_argument("--n-train", type=positive_int, help="train on a random subset of N images")
-    p.add_argument("--n-test", type=positive_int, help="test on a random subset of N images")
-    p.add_argument("--epochs", type=positive_int, default=3)
-    p.add_argument("--batch-size", type=positive_int, default=32, help="per process")
-    p.add_argument("--learning-rate", type=positive_float, default=1e-3)
-    p.add_argument("--validation-split", type=float, default=0.2)
+    """The options of ``qstore train-torch``: the shared training options
+    (:func:`qstore.core.demos.fashion_mnist.add_training_arguments`) and checkpoints."""
+    from qstore.core.demos.fashion_mnist import add_training_arguments
+
+    add_training_arguments(p, "process", "rank 0 writes model.pt")
     p.add_argument("--checkpoint-dir", help="rank 0 writes epoch_NNNN.pt and last.pt here")
     p.add_argument("--resume", action="store_true", help="continue from checkpoint-dir/last.pt")
-    p.add_argument("--out", help="where rank 0 writes model.pt and summary.json")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--progress", action="store_true", help="a progress bar on rank 0")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

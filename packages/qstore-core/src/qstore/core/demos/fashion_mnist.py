@@ -27,6 +27,7 @@ the framework and arrive as a :class:`Trainer` through the entry-point group ``q
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import json
 import math
@@ -90,6 +91,7 @@ __all__ = [
     "FitSettings",
     "History",
     "Trainer",
+    "add_training_arguments",
     "frameworks",
     "held_native_stderr",
     "load_data",
@@ -143,6 +145,32 @@ def pca_features(train: F32, test: F32, k: int = FEATURES, seed: int = 0) -> tup
     z_test = np.asarray(pca.transform(test), dtype=np.float32)
     scale = z_train.std(axis=0) + np.float32(1e-6)
     return (z_train / scale).astype(np.float32), (z_test / scale).astype(np.float32)
+
+
+def add_training_arguments(p: argparse.ArgumentParser, per: str, writer: str) -> None:
+    """The options every Fashion-MNIST training command shares (``qstore train-keras``,
+    ``qstore train-torch``): data, sizes, epochs, optimiser, output, seed and progress.
+
+    ``per`` names what ``--batch-size`` counts per (``"worker"``, ``"process"``); ``writer`` who
+    writes the outputs into ``--out`` and which files (for the help text).
+
+    >>> p = argparse.ArgumentParser()
+    >>> add_training_arguments(p, "process", "rank 0 writes model.pt")
+    >>> p.parse_args(["--epochs", "2"]).epochs
+    2
+    """
+    from qstore.core.argtypes import positive_float, positive_int
+
+    p.add_argument("--data-dir", help="the four Fashion-MNIST IDX gzip files (default: search)")
+    p.add_argument("--n-train", type=positive_int, help="train on a random subset of N images")
+    p.add_argument("--n-test", type=positive_int, help="test on a random subset of N images")
+    p.add_argument("--epochs", type=positive_int, default=EPOCHS)
+    p.add_argument("--batch-size", type=positive_int, default=BATCH, help=f"per {per}")
+    p.add_argument("--learning-rate", type=positive_float, default=LEARNING_RATE)
+    p.add_argument("--validation-split", type=float, default=VALIDATION_SPLIT)
+    p.add_argument("--out", help=f"where {writer} and summary.json")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress", action="store_true", help=f"progress output ({per} 0 only)")
 
 
 def load_data(
