@@ -218,11 +218,32 @@ def _use_numpy(prog: Program) -> bool:
     return prog.n_qubits <= NUMPY_MAX_QUBITS and not _HAS_GPU[0]
 
 
+def _split_grads(
+    ops: Any, prog: Program, got: adjoint.Cotangents, all_columns: bool
+) -> tuple[Any, Any]:
+    """``(d/dinputs [B, P_b], d/dweights [S])`` from the adjoint pass's cotangents; with
+    ``all_columns`` the inputs hold every column (and the weights none)."""
+    if all_columns:
+        rows = got.per_row(ops)
+        return rows, ops.sum(rows[:, :0], 0)
+    nb = prog.n_batched
+    rows = got.rows
+    g_w = ops.sum(rows[:, nb:], 0)
+    if got.total is not None:
+        g_w = g_w + got.total[nb:]
+    return rows[:, :nb], g_w
+
+
 def _numpy_simulate(
-    prog: Program, values: Tensor, initial_state: Tensor | None, measure: bool
+    prog: Program,
+    inputs: Tensor,
+    weights: Tensor,
+    initial_state: Tensor | None,
+    measure: bool,
+    all_columns: bool,
 ) -> Tensor:
     """The engine on NumPy inside one ``tf.custom_gradient`` (see the module docstring)."""
-    rdtype = tf.as_dtype(values.dtype)
+    rdtype = tf.as_dtype(weights.dtype)
     cdtype = _COMPLEX[rdtype]
     ops = _NUMPY_OPS[rdtype]
     has_init = initial_state is not None
@@ -230,22 +251,27 @@ def _numpy_simulate(
     width = prog.observables.n_obs if measure and prog.observables else 1 << prog.n_qubits
     out_dtype = rdtype if measure else cdtype
 
-    def forward(v: Any, *init: Any) -> tuple[Any, np.int64]:
+    def values(x: Any, w: Any) -> Any:
+        return np.concatenate([x, np.broadcast_to(w, (x.shape[0], w.shape[0]))], axis=1)
+
+    def forward(x: Any, w: Any, *init: Any) -> tuple[Any, np.int64]:
         # large batches split over threads (qstore.core.engine.threads)
+        v = values(x, w)
         out, st = adjoint.trace_split(ops, prog, v, init[0] if init else None, measure)
         return np.asarray(out, dtype=out_dtype.as_numpy_dtype), np.int64(_kept.put(st))
 
-    def backward(token: Any, g: Any, v: Any, *init: Any) -> list[Any]:
+    def backward(token: Any, g: Any, x: Any, w: Any, *init: Any) -> list[Any]:
         st = _kept.pop(int(token))
         if st is None:  # dropped (many forward passes without backward) or another process
-            _, st = adjoint.trace_split(ops, prog, v, init[0] if init else None, measure)
+            _, st = adjoint.trace_split(ops, prog, values(x, w), init[0] if init else None, measure)
         # TensorFlow hands a complex output's gradient as 2 dL/d conj(psi)
         got = adjoint.backward_split(ops, prog, st, g if measure else g * 0.5, measure)
-        lam_in = got.state
-        out = [np.asarray(got.per_row(ops), dtype=rdtype.as_numpy_dtype)]
+        g_in, g_w = _split_grads(ops, prog, got, all_columns)
+        real = rdtype.as_numpy_dtype
+        out = [np.asarray(g_in, dtype=real), np.asarray(g_w, dtype=real)]
         if has_init:
-            assert lam_in is not None
-            out.append(np.asarray(2.0 * lam_in, dtype=cdtype.as_numpy_dtype))
+            assert got.state is not None
+            out.append(np.asarray(2.0 * got.state, dtype=cdtype.as_numpy_dtype))
         return out
 
     @tf.custom_gradient
@@ -254,56 +280,88 @@ def _numpy_simulate(
         y.set_shape([args[0].shape[0], width])
 
         def grad(dy: Tensor) -> Any:
-            kinds = [rdtype, cdtype] if has_init else [rdtype]
+            kinds = [rdtype, rdtype, cdtype] if has_init else [rdtype, rdtype]
             res = tf.numpy_function(backward, [token, dy, *args], kinds, stateful=True)
-            res = list(res) if isinstance(res, (list, tuple)) else [res]
+            res = list(res)
             for r, a in zip(res, args, strict=True):
                 r.set_shape(a.shape)
-            return res if has_init else res[0]
+            return res
 
         return y, grad
 
-    args = [values] if initial_state is None else [values, tf.cast(initial_state, cdtype)]
+    args = [inputs, weights]
+    if initial_state is not None:
+        args.append(tf.cast(initial_state, cdtype))
     return run(*args)
 
 
 def _tf_simulate(
-    prog: Program, values: Tensor, initial_state: Tensor | None, measure: bool
+    prog: Program,
+    inputs: Tensor,
+    weights: Tensor,
+    initial_state: Tensor | None,
+    measure: bool,
+    all_columns: bool,
 ) -> Tensor:
     """The engine on TensorFlow ops inside one ``tf.custom_gradient`` (GPUs, large registers)."""
-    ops = ops_for(values.dtype)
+    ops = ops_for(weights.dtype)
     has_init = initial_state is not None
 
     @tf.custom_gradient
     def run(*args: Tensor) -> Any:
-        tr = adjoint.trace(ops, prog, args[0], args[1] if has_init else None)
+        values = bindings(args[0], args[1], args[0])
+        tr = adjoint.trace(ops, prog, values, args[2] if has_init else None)
         y = generic.expectations(ops, prog, tr.final) if measure else tr.final
 
         def grad(dy: Tensor) -> Any:
             lam = adjoint.costate(ops, prog, tr.final, dy) if measure else dy * 0.5
             got = adjoint.backward(ops, prog, tr, lam)
-            gv = got.per_row(ops)
-            return [gv, 2.0 * got.state] if has_init else gv
+            g_in, g_w = _split_grads(ops, prog, got, all_columns)
+            return [g_in, g_w, 2.0 * got.state] if has_init else [g_in, g_w]
 
         return y, grad
 
-    return run(values) if initial_state is None else run(values, initial_state)
+    args = [inputs, weights] + ([] if initial_state is None else [initial_state])
+    return run(*args)
 
 
-def _simulate(prog: Program, values: Tensor, initial_state: Tensor | None, measure: bool) -> Tensor:
+def _simulate(
+    prog: Program,
+    values: Tensor,
+    initial_state: Tensor | None,
+    measure: bool,
+    weights: Tensor | None = None,
+) -> Tensor:
+    all_columns = weights is None  # ``values`` holds every column, shared ones included
+    if weights is None:
+        weights = tf.zeros([0], dtype=values.dtype)
+    else:
+        weights = tf.cast(tf.reshape(weights, [-1]), values.dtype)
     if _use_numpy(prog):
-        return _numpy_simulate(prog, values, initial_state, measure)
-    return _tf_simulate(prog, values, initial_state, measure)
+        return _numpy_simulate(prog, values, weights, initial_state, measure, all_columns)
+    return _tf_simulate(prog, values, weights, initial_state, measure, all_columns)
 
 
-def expectation(prog: Program, values: Tensor, initial_state: Tensor | None = None) -> Tensor:
-    """Expectations ``[B, n_obs]`` for bindings ``values [B, P]`` (dtype of ``values``)."""
-    return _simulate(prog, values, initial_state, True)
+def expectation(
+    prog: Program,
+    values: Tensor,
+    initial_state: Tensor | None = None,
+    weights: Tensor | None = None,
+) -> Tensor:
+    """Expectations ``[B, n_obs]`` for bindings ``values [B, P]`` (dtype of ``values``), or,
+    with ``weights [S]``, for per-sample columns ``values [B, P_b]`` and the shared columns
+    ``weights``, whose gradient the adjoint pass sums over the batch itself."""
+    return _simulate(prog, values, initial_state, True, weights)
 
 
-def evolve(prog: Program, values: Tensor, initial_state: Tensor | None = None) -> Tensor:
-    """Final states ``[B, 2**n]`` for bindings ``values [B, P]``."""
-    return _simulate(prog, values, initial_state, False)
+def evolve(
+    prog: Program,
+    values: Tensor,
+    initial_state: Tensor | None = None,
+    weights: Tensor | None = None,
+) -> Tensor:
+    """Final states ``[B, 2**n]``; ``values`` and ``weights`` as for :func:`expectation`."""
+    return _simulate(prog, values, initial_state, False, weights)
 
 
 def measure(prog: Program, state: Tensor) -> Tensor:

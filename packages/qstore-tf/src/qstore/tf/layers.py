@@ -357,12 +357,13 @@ class _Native:
     def expectation(self, layer: QuantumLayer, x: Tensor, w: Tensor, n_features: int) -> Tensor:
         circuit, names, wnames = layer.circuit(n_features)
         prog = engine.program(circuit, names, wnames, _obs(layer))
-        return engine.expectation(prog, engine.bindings(x, w, x))
+        return engine.expectation(prog, tf.cast(x, w.dtype), weights=w)
 
     def evolve(self, layer: QuantumLayer, state: Tensor, w: Tensor) -> Tensor:
         circuit, _, wnames = layer.circuit(0)
         prog = engine.program(circuit, (), wnames, None)
-        return engine.evolve(prog, engine.bindings(None, w, state), state)
+        no_inputs = tf.zeros(tf.stack([tf.shape(state)[0], 0]), dtype=w.dtype)
+        return engine.evolve(prog, no_inputs, state, weights=w)
 
 
 class _Backend:

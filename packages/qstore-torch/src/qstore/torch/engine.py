@@ -224,26 +224,33 @@ def _to_numpy(x: torch.Tensor | None) -> Any:
 class _Simulate(torch.autograd.Function):
     """Forward pass and adjoint VJP of a program as one autograd node.
 
-    Inputs: bindings ``values [B, P]`` and an optional initial state ``[B, 2**n]``. Output:
+    Inputs: per-sample bindings ``inputs [B, P_b]``, the shared ``weights [S]`` (or ``None``
+    when ``inputs`` holds every column) and an optional initial state ``[B, 2**n]``. Output:
     expectations ``[B, n_obs]`` (``measure=True``) or the final states ``[B, 2**n]``. On the
-    CPU, small registers run on NumPy arrays that share the tensors' memory.
+    CPU, small registers run on NumPy arrays that share the tensors' memory. The weights'
+    gradient comes summed over the batch from the adjoint pass itself (no broadcast to undo).
     """
 
     @staticmethod
     def forward(
         ctx: Any,
-        values: torch.Tensor,
+        inputs: torch.Tensor,
+        weights: torch.Tensor | None,
         initial_state: torch.Tensor | None,
         prog: Program,
         ops: Any,
         measure: bool,
     ) -> torch.Tensor:
         ctx.prog, ctx.ops, ctx.measure = prog, ops, measure
+        ctx.has_weights = weights is not None
         if isinstance(ops, generic.NumpyOps):  # large batches split over threads
-            out, ctx.trace = adjoint.trace_split(
-                ops, prog, _to_numpy(values), _to_numpy(initial_state), measure
-            )
+            v = _to_numpy(inputs)
+            if weights is not None:
+                w = _to_numpy(weights)
+                v = np.concatenate([v, np.broadcast_to(w, (v.shape[0], w.shape[0]))], axis=1)
+            out, ctx.trace = adjoint.trace_split(ops, prog, v, _to_numpy(initial_state), measure)
             return torch.from_numpy(np.ascontiguousarray(out))
+        values = inputs if weights is None else _with_weights(inputs, weights)
         tr = adjoint.trace(ops, prog, values, initial_state)
         ctx.trace = tr
         result: torch.Tensor = generic.expectations(ops, prog, tr.final) if measure else tr.final
@@ -252,21 +259,46 @@ class _Simulate(torch.autograd.Function):
     @staticmethod
     def backward(
         ctx: Any, grad: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None, None]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None, None, None]:
         tr, prog, ops = ctx.trace, ctx.prog, ctx.ops
-        if isinstance(ops, generic.NumpyOps):
+        numpy = isinstance(ops, generic.NumpyOps)
+        if numpy:
             g = _to_numpy(grad)
             # torch hands a complex output's gradient as 2 dL/d conj(psi); the costate is half
             got = adjoint.backward_split(ops, prog, tr, g if ctx.measure else g * 0.5, ctx.measure)
         else:
             lam = adjoint.costate(ops, prog, tr.final, grad) if ctx.measure else grad * 0.5
             got = adjoint.backward(ops, prog, tr, lam)
-        gv, lam_in = got.per_row(ops), got.state
-        g_state = None if lam_in is None or not ctx.needs_input_grad[1] else 2.0 * lam_in
-        if isinstance(ops, generic.NumpyOps):
-            gv = torch.from_numpy(np.ascontiguousarray(gv))
-            g_state = None if g_state is None else torch.from_numpy(np.ascontiguousarray(g_state))
-        return (gv if ctx.needs_input_grad[0] else None), g_state, None, None, None
+        g_in: Any
+        g_w: Any = None
+        if ctx.has_weights:
+            nb = prog.n_batched
+            rows = got.rows
+            g_in = rows[:, :nb]
+            g_w = rows[:, nb:].sum(0)
+            if got.total is not None:
+                g_w = g_w + got.total[nb:]
+        else:
+            g_in = got.per_row(ops)
+        g_state = None if got.state is None or not ctx.needs_input_grad[2] else 2.0 * got.state
+        if numpy:
+            g_in, g_w, g_state = (
+                None if t is None else torch.from_numpy(np.ascontiguousarray(t))
+                for t in (g_in, g_w, g_state)
+            )
+        return (
+            g_in if ctx.needs_input_grad[0] else None,
+            g_w if ctx.needs_input_grad[1] else None,
+            g_state,
+            None,
+            None,
+            None,
+        )
+
+
+def _with_weights(inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Every binding column: ``inputs [B, P_b]`` then ``weights [S]`` repeated per row."""
+    return torch.cat([inputs, weights.reshape(1, -1).expand(inputs.shape[0], -1)], dim=1)
 
 
 def _functorch_active() -> bool:
@@ -275,26 +307,34 @@ def _functorch_active() -> bool:
 
 
 def _simulate(
-    prog: Program, values: torch.Tensor, initial_state: torch.Tensor | None, measure: bool
+    prog: Program,
+    values: torch.Tensor,
+    initial_state: torch.Tensor | None,
+    measure: bool,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     ops = torch_ops(values.device, compute_dtypes(values.dtype)[1])
     with _full_precision(values):
         wants_grad = torch.is_grad_enabled() and (
-            values.requires_grad or (initial_state is not None and initial_state.requires_grad)
+            values.requires_grad
+            or (weights is not None and weights.requires_grad)
+            or (initial_state is not None and initial_state.requires_grad)
         )
         # torch.compile and torch.func transforms (grad, vmap) trace the forward pass op by op
         one_node = not torch.compiler.is_compiling() and not _functorch_active()
         if values.device.type != "cpu" and prog.n_qubits > DEVICE_ADJOINT_MAX_QUBITS:
             one_node = False
-        if not prog.ops:  # a measurement only (ExpectationValue): two ops, autograd is cheaper
+        if not prog.ops:  # a measurement only: two ops, autograd is cheaper
             one_node = False
         if wants_grad and one_node:
             use_numpy = values.device.type == "cpu" and prog.n_qubits <= NUMPY_MAX_QUBITS
             eng = _NUMPY_OPS[ops.complex_dtype] if use_numpy else ops
             out: torch.Tensor = _Simulate.apply(  # type: ignore[no-untyped-call]
-                values, initial_state, prog, eng, measure
+                values, weights, initial_state, prog, eng, measure
             )
             return out
+        if weights is not None:
+            values = _with_weights(values, weights)
         with torch.no_grad() if not (wants_grad or _functorch_active()) else torch.enable_grad():
             state: torch.Tensor = generic.run(ops, prog, values, initial_state=initial_state)
             result: torch.Tensor = generic.expectations(ops, prog, state) if measure else state
@@ -302,23 +342,32 @@ def _simulate(
 
 
 def expectations(
-    prog: Program, values: torch.Tensor, initial_state: torch.Tensor | None = None
+    prog: Program,
+    values: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Expectations ``[B, n_obs]`` of ``prog`` for bindings ``values [B, P]`` (differentiable).
 
-    ``values`` holds every binding column (per-sample first, then shared, as compiled); its
-    dtype picks the simulation precision. ``initial_state [B, 2**n]`` replaces ``|0...0>``.
-    Under autograd, the gradient is the adjoint pass (one autograd node for the whole circuit);
-    inside ``torch.compile`` and ``torch.func`` transforms the forward pass is traced op by op.
+    ``values`` holds every binding column (per-sample first, then shared, as compiled), or,
+    with ``weights [S]``, the per-sample columns only: the shared ones are then ``weights``,
+    whose gradient the adjoint pass sums over the batch itself. The dtype of ``values`` picks
+    the simulation precision. ``initial_state [B, 2**n]`` replaces ``|0...0>``. Under autograd,
+    the gradient is the adjoint pass (one autograd node for the whole circuit); inside
+    ``torch.compile`` and ``torch.func`` transforms the forward pass is traced op by op.
     """
-    return _simulate(prog, values, initial_state, True)
+    return _simulate(prog, values, initial_state, True, weights)
 
 
 def final_state(
-    prog: Program, values: torch.Tensor, initial_state: torch.Tensor | None = None
+    prog: Program,
+    values: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Final state vectors ``[B, 2**n]`` of ``prog`` (qubit 0 the most significant bit)."""
-    return _simulate(prog, values, initial_state, False)
+    """Final state vectors ``[B, 2**n]`` of ``prog`` (qubit 0 the most significant bit);
+    ``values`` and ``weights`` as for :func:`expectations`."""
+    return _simulate(prog, values, initial_state, False, weights)
 
 
 def measure(prog: Program, states: torch.Tensor) -> torch.Tensor:

@@ -271,13 +271,11 @@ class _QuantumModule(nn.Module):
         inputs = inputs.to(real)
         w = weights.to(real).reshape(1, -1)
         if self.uses_torch_engine:
-            bsz = inputs.shape[0]
-            values = torch.cat([inputs, w.expand(bsz, -1)], dim=1)
             if state is not None:
                 state = state.to(cplx)
             if want_state:
-                return engine.final_state(tpl.program(False), values, state)
-            out = engine.expectations(tpl.program(True), values, state)
+                return engine.final_state(tpl.program(False), inputs, state, w.reshape(-1))
+            out = engine.expectations(tpl.program(True), inputs, state, w.reshape(-1))
         elif state is not None:
             # A state evolves by the circuit's unitary, computed on the backend (core adapter).
             try:
