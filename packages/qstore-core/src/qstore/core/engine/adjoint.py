@@ -275,11 +275,20 @@ def _layer_grads(
     psi: Tensor,
     gens: dict[int, Any],
     out: _Grads,
+    deferred: dict[int, dict[int, Any]] | None = None,
 ) -> None:
     pqs = op.parameterized_qubits
     if not pqs:
         return
     n = prog.n_qubits
+    if lm.member is not None and deferred is not None:
+        lset = prog.sets[lm.member[0]]
+        if not lset.batched and lset.chunk_size is not None:
+            # a member of a shared stack: its cross-densities now, their partial traces and
+            # contraction for all members at once after the sweep (see _stacked_grads)
+            dens = [_summed_density(ops, lam, psi, n, start, size) for start, size in op.chunks]
+            deferred.setdefault(lm.member[0], {})[lm.member[1]] = (dens, lm)
+            return
     if lm.member is not None:  # a layer of a set: one group over its chunks' qubits
         set_index, member = lm.member
         got = gens.get(set_index)
@@ -347,6 +356,36 @@ def _layer_grads(
             contrib = ops.real(ops.einsum("knij,nij->kn", gens, rs))
             out.summed.append(ops.reshape(contrib, (1, -1)))
             out.summed_index.append(np.reshape(idx, -1))
+
+
+def _stacked_grads(
+    ops: ArrayOps,
+    prog: Program,
+    set_index: int,
+    members: dict[int, Any],
+    theta: Tensor,
+    out: _Grads,
+) -> None:
+    """The parameters of a shared stack from its members' cross-densities: every partial trace
+    in one product, every generator contracted in one more (``[K, L, nb]`` at once)."""
+    lset = prog.sets[set_index]
+    size = lset.chunk_size
+    assert size is not None
+    count = len(lset.layers)
+    lm = members[0][1]
+    first = lset.layers[0]
+    gl = _set_gates(ops, prog, set_index, lm, True)
+    got = _generators(
+        ops, lset.specs, lset.const, lset.params, first.groups[0].batched, gl, theta, True
+    )
+    dens = [d for j in range(count) for d in members[j][0]]  # [L * chunks] of [d, d]
+    flat = ops.reshape(ops.stack(dens, 0), (len(dens), 1 << (2 * size)))
+    r = ops.matmul(flat, ops.const(_partial_matrix(size), True))  # [L * chunks, 4 * size]
+    r = ops.reshape(r, (count, -1, 2, 2))  # [L, nb, 2, 2]: the chunks' qubits in order
+    for gens, idx in got.by_sum:  # [K, L, nb, 2, 2]
+        contrib = ops.real(ops.einsum("klnij,lnij->kln", gens, r))
+        out.summed.append(ops.reshape(contrib, (1, -1)))
+        out.summed_index.append(np.reshape(idx, -1))
 
 
 def _set_gates(
@@ -476,30 +515,50 @@ def _backward(ops: ArrayOps, prog: Program, tr: Trace, lam: Tensor) -> Cotangent
     oplist = prog.ops
     out = _Grads([], [], [], [])
     gens: dict[int, Any] = {}
+    deferred: dict[int, dict[int, Any]] = {}
     psi = tr.final
     for i in range(len(oplist) - 1, -1, -1):
         op = oplist[i]
         if tr.states is not None:
             psi = tr.states[i]  # the state after ops[i]
         if isinstance(op, LayerOp):
-            _layer_grads(ops, prog, op, tr.mats[id(op)], tr.theta, lam, psi, gens, out)
+            _layer_grads(ops, prog, op, tr.mats[id(op)], tr.theta, lam, psi, gens, out, deferred)
         elif isinstance(op, GateOp) and op.gate.params:
             _gate_grads(ops, op, tr.mats[id(op)], tr.theta, lam, psi, prog.n_qubits, out)
         if i > 0 or tr.has_initial:
             lam = apply_op(ops, prog, lam, op, tr.mats, inverse=True)
             if tr.states is None and i > 0:
                 psi = apply_op(ops, prog, psi, op, tr.mats, inverse=True)
-    if out.rows:
-        scatter = ops.const(_scatter(prog, "rows", out.rows_index), False)
-        rows = chain_rule(ops, prog, tr.values, ops.matmul(ops.concat(out.rows, 1), scatter))
-    else:
+    for set_index in sorted(deferred):
+        _stacked_grads(ops, prog, set_index, deferred[set_index], tr.theta, out)
+    rows = _to_values(ops, prog, "rows", out.rows, out.rows_index, tr.values)
+    if rows is None:
         rows = tr.values * 0.0
-    total = None
-    if out.summed:
-        scatter = ops.const(_scatter(prog, "summed", out.summed_index), False)
-        gtheta = ops.matmul(ops.concat(out.summed, 1), scatter)  # [1, G]
-        total = chain_rule(ops, prog, tr.values[:1], gtheta)[0]
-    return Cotangents(rows, total, lam if tr.has_initial else None)
+    total = _to_values(ops, prog, "summed", out.summed, out.summed_index, tr.values[:1])
+    return Cotangents(rows, None if total is None else total[0], lam if tr.has_initial else None)
+
+
+def _to_values(
+    ops: ArrayOps,
+    prog: Program,
+    tag: str,
+    blocks: list[Tensor],
+    index: list[npt.NDArray[np.intp]],
+    values: Tensor,
+) -> Tensor | None:
+    """``d/dvalues`` from gradient blocks: to theta (:func:`_scatter`), then the chain rule; one
+    product with both matrices multiplied in advance where the map is linear."""
+    if not blocks:
+        return None
+    g = blocks[0] if len(blocks) == 1 else ops.concat(blocks, 1)
+    scatter = _scatter(prog, tag, index)
+    if prog.theta_mono:
+        return chain_rule(ops, prog, values, ops.matmul(g, ops.const(scatter, False)))
+    key = f"adjoint.to_values.{tag}." + ",".join(str(len(i)) for i in index)
+    both = prog.cache.get(key)
+    if both is None:
+        both = prog.cache[key] = scatter @ prog.theta_w.T  # [M, P]
+    return ops.matmul(g, ops.const(both, False))
 
 
 def vjp_fn(ops: ArrayOps, prog: Program, tr: Trace) -> Any:
