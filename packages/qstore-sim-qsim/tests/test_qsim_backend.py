@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import qstore.core as qc
-from qstore.core.adapter import KeepsForward
+from qstore.core.adapter import KeepsForward, UnitaryAdapter
 from qstore.core.backends import Backend, plugin
 from qstore.core.backends.local import LocalBackend
 from qstore.core.errors import BindingError, CapabilityError, ObservableError, ShotsError
@@ -195,3 +195,30 @@ def test_backend_is_a_plugin_kit_simulator_whose_gradient_is_the_core_adjoint(
     assert np.allclose(gv, lgv, atol=1e-4) and np.allclose(gs, lgs, atol=1e-4)
     gv2, gs2 = finish(cot)
     assert np.allclose(gv2, gv, atol=1e-12) and np.allclose(gs2, gs, atol=1e-12)
+
+
+@pytest.mark.parametrize("translation", ["native", "cirq"])
+def test_unitary_matches_cirq(translation: str) -> None:
+    c = qc.UnifiedCircuit(3)
+    c.add_gate("H", 0).add_gate("RY", 1, "a").add_gate("CNOT", [0, 2])
+    c.add_gate("RZ", 2, 2 * qc.Parameter("b")).add_gate("CRX", [1, 0], "a")
+    be = QsimBackend(translation=translation)
+    shared = {"a": 0.7, "b": -1.3}
+    u = be.unitary(c, shared=shared)
+    want = cirq.unitary(cirq.resolve_parameters(c.to_cirq(), shared))
+    np.testing.assert_allclose(u, want, atol=1e-6)
+    with pytest.raises(BindingError):
+        be.unitary(c, shared={"a": 0.7})  # "b" is missing
+
+
+def test_the_state_adapter_uses_the_backends_unitary() -> None:
+    c = qc.UnifiedCircuit(2).add_gate("RY", 0, "w").add_gate("CNOT", [0, 1])
+    c.add_gate("RX", 1, "v")
+    on_qsim = UnitaryAdapter.on_backend(c, QsimBackend(), ["w", "v"])
+    on_local = UnitaryAdapter.on_backend(c, "local", ["w", "v"])
+    w = np.array([0.4, -0.9])
+    np.testing.assert_allclose(on_qsim.unitary(w), on_local.unitary(w), atol=1e-6)
+    g = np.random.default_rng(2).normal(size=(4, 4)) + 1j * np.random.default_rng(3).normal(
+        size=(4, 4)
+    )
+    np.testing.assert_allclose(on_qsim.vjp(w, g), on_local.vjp(w, g), atol=1e-5)

@@ -454,8 +454,10 @@ class UnitaryAdapter:
         *,
         backend_options: Mapping[str, Any] | None = None,
     ) -> UnitaryAdapter:
-        """Column ``j`` of ``U`` is the backend's final state for ``|j>`` (prepared by
-        ``RY(pi)`` on the qubits that are 1 in ``j``: exact bit flips), all in one call.
+        """Column ``j`` of ``U`` is the backend's final state for ``|j>``: from the backend's own
+        ``unitary(circuit, shared=...)`` where it has one, else from its ``state`` for the basis
+        states prepared by ``RY(pi)`` on the qubits that are 1 in ``j`` (exact bit flips), all
+        in one call.
 
         >>> import qstore.core as qc
         >>> c = qc.UnifiedCircuit(1).add_gate("RY", 0, "w")
@@ -477,6 +479,22 @@ class UnitaryAdapter:
             raise LayerConfigError(str(exc)) from None
         n = circuit.n_qubits
         dim = 1 << n
+        native = getattr(be, "unitary", None)
+        if callable(native):  # the backend computes U itself (qsim: one circuit, every basis state)
+            wnames = tuple(weight_names)
+
+            def by_backend(w: FloatArray) -> ComplexArray:
+                return np.stack(
+                    [
+                        np.asarray(
+                            native(circuit, shared=dict(zip(wnames, row.tolist(), strict=True))),
+                            dtype=np.complex128,
+                        )
+                        for row in w
+                    ]
+                )
+
+            return cls(by_backend, dim, circuit, weight_names)
         prep = UnifiedCircuit(n, name="basis_prep")
         names = tuple(f"_basis_{q}" for q in range(n)) + tuple(weight_names)
         for q in range(n):

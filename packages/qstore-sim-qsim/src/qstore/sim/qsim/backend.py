@@ -46,6 +46,7 @@ from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine.memory import memory_limit_bytes
 from qstore.core.errors import (
     BackendError,
+    BindingError,
     CapabilityError,
     MissingDependencyError,
     ResourceLimitError,
@@ -457,6 +458,44 @@ class QsimBackend(ProbabilitySampling, FusedVJP):
         e, finish = self.value_and_vjp_fn(circuit, observables, values, names=names, shared=shared)
         gv, gs = finish(cotangent)
         return e, gv, gs
+
+    def unitary(
+        self,
+        circuit: UnifiedCircuit,
+        *,
+        names: Sequence[str] | None = None,
+        shared: Mapping[str, float] | None = None,
+    ) -> npt.NDArray[np.complex64]:
+        """The circuit's unitary ``[2**n, 2**n]`` for one binding of its symbols (``shared``):
+        column ``j`` is ``U |j>`` (qubit 0 most significant). One qsim circuit, simulated from
+        every basis state in turn (qsim starts from a basis index), instead of one circuit per
+        basis state: what a layer fed quantum states needs each step
+        (:class:`qstore.core.adapter.UnitaryAdapter`).
+        """
+        batch = plugin.bind_batch(self, circuit, None, names=names, shared=shared)
+        tpl, theta = batch.template, batch.theta
+        if theta.shape[0] != 1:
+            raise BindingError(
+                f"unitary() takes one binding of the circuit's symbols, got {theta.shape[0]} rows."
+            )
+        n = tpl.n_qubits
+        dim = 1 << n
+        self._check_memory(n, dim)
+        out = np.empty((dim, dim), dtype=np.complex64)
+        module = self._qsim()
+        if self.translation == "native":
+            opts = self._options(n)
+            opts["s"] = 0
+            opts["c"] = next(iter(self._native_circuits(tpl, tpl.ops, theta)))
+            for j in range(dim):
+                out[:, j] = module.qsim_simulate_fullstate(opts, j).view(np.complex64)
+        else:
+            circuit_, resolvers, qubits = self._cirq_sweep(tpl, tpl.ops, theta)
+            sim = self._cirq_simulator(n)
+            for j in range(dim):
+                res = sim.simulate(circuit_, resolvers[0], qubit_order=qubits, initial_state=j)
+                out[:, j] = res.final_state_vector
+        return out
 
     def state(
         self,
