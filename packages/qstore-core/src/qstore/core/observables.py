@@ -342,6 +342,18 @@ def as_observable(
     return out
 
 
+_Z_EACH: dict[int, tuple[PauliSum, ...]] = {}
+
+
+def _z_each(n_qubits: int) -> tuple[PauliSum, ...]:
+    """``Z`` on every qubit, built once per register size (the default observables of every
+    call)."""
+    hit = _Z_EACH.get(n_qubits)
+    if hit is None:
+        hit = _Z_EACH[n_qubits] = tuple(PauliSum((Z(q),)) for q in range(n_qubits))
+    return hit
+
+
 def as_observables(
     spec: Any, n_qubits: int, qubit_map: Mapping[Any, int] | None = None
 ) -> list[PauliSum]:
@@ -351,7 +363,7 @@ def as_observables(
     for entry ``i``.
     """
     if spec is None:
-        return [PauliSum((Z(q),)) for q in range(n_qubits)]
+        return list(_z_each(n_qubits))
     if isinstance(spec, (str, PauliString, PauliSum)) or not isinstance(spec, (Sequence, Iterable)):
         return [as_observable(spec, n_qubits, None, qubit_map)]
     if type(spec).__module__.split(".")[0] in ("cirq", "qiskit"):

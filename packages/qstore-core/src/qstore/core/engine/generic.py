@@ -633,21 +633,41 @@ def _run(ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | N
 
 def product_state(ops: ArrayOps, first: LayerMatrices, n: int, bsz: Any) -> Tensor:
     """The state after a first layer acting on ``|0...0>``: a Kronecker product of columns."""
+    if first.blocks is not None and first.block_qubits == tuple(range(n)):
+        cols = first.blocks[..., :, 0]  # [(B,) n, 2]: every qubit's column at once
+        if len(ops.shape(cols)) == 2:
+            cols = ops.broadcast_to(cols, (bsz, n, 2))
+        return _kron_columns(ops, cols, n)
     e0 = ops.const(_E0, True)
     given: dict[int, Tensor]
-    if first.blocks is not None:  # first columns of all blocks at once
+    if first.blocks is not None:
         given = dict(
             zip(first.block_qubits, _unstack(ops, first.blocks[..., :, 0], -2), strict=True)
         )
     else:
         given = {q: m[..., :, 0] for q, m in first.per_qubit.items()}
-    cols: list[Tensor] = []
+    state: Tensor | None = None
     for q in range(n):
         v = given.get(q, e0)
-        cols.append(ops.broadcast_to(v, (bsz, 2)) if len(ops.shape(v)) == 1 else v)
-    state = cols[0]
-    for v in cols[1:]:
-        state = ops.reshape(state[:, :, None] * v[:, None, :], (bsz, -1))
+        v = ops.broadcast_to(v, (bsz, 2)) if len(ops.shape(v)) == 1 else v
+        state = v if state is None else ops.reshape(state[:, :, None] * v[:, None, :], (bsz, -1))
+    return state
+
+
+def _kron_columns(ops: ArrayOps, cols: Tensor, n: int) -> Tensor:
+    """``cols[:, 0] (x) cols[:, 1] (x) ...`` for ``cols [B, n, 2]``: neighbours are paired level
+    by level (one product per level for all pairs), an odd one out waits at the end."""
+    x, m, d = cols, n, 2
+    tails: list[Tensor] = []  # odd ones out, last qubits first
+    while m > 1:
+        if m % 2:
+            tails.append(x[:, m - 1])
+            x, m = x[:, : m - 1], m - 1
+        x = ops.reshape(x[:, 0::2, :, None] * x[:, 1::2, None, :], (-1, m // 2, d * d))
+        m, d = m // 2, d * d
+    state = x[:, 0]
+    for tail in reversed(tails):
+        state = ops.reshape(state[:, :, None] * tail[:, None, :], (ops.shape(state)[0], -1))
     return state
 
 
