@@ -646,11 +646,13 @@ def product_state(ops: ArrayOps, first: LayerMatrices, n: int, bsz: Any) -> Tens
         )
     else:
         given = {q: m[..., :, 0] for q, m in first.per_qubit.items()}
-    state: Tensor | None = None
+    cols: list[Tensor] = []
     for q in range(n):
         v = given.get(q, e0)
-        v = ops.broadcast_to(v, (bsz, 2)) if len(ops.shape(v)) == 1 else v
-        state = v if state is None else ops.reshape(state[:, :, None] * v[:, None, :], (bsz, -1))
+        cols.append(ops.broadcast_to(v, (bsz, 2)) if len(ops.shape(v)) == 1 else v)
+    state = cols[0]
+    for v in cols[1:]:
+        state = ops.reshape(state[:, :, None] * v[:, None, :], (bsz, -1))
     return state
 
 
