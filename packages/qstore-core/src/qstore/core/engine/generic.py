@@ -634,10 +634,10 @@ def _run(ops: ArrayOps, prog: Program, values: Tensor, initial_state: Tensor | N
 def product_state(ops: ArrayOps, first: LayerMatrices, n: int, bsz: Any) -> Tensor:
     """The state after a first layer acting on ``|0...0>``: a Kronecker product of columns."""
     if first.blocks is not None and first.block_qubits == tuple(range(n)):
-        cols = first.blocks[..., :, 0]  # [(B,) n, 2]: every qubit's column at once
-        if len(ops.shape(cols)) == 2:
-            cols = ops.broadcast_to(cols, (bsz, n, 2))
-        return _kron_columns(ops, cols, n)
+        firsts = first.blocks[..., :, 0]  # [(B,) n, 2]: every qubit's column at once
+        if len(ops.shape(firsts)) == 2:
+            firsts = ops.broadcast_to(firsts, (bsz, n, 2))
+        return _kron_columns(ops, firsts, n)
     e0 = ops.const(_E0, True)
     given: dict[int, Tensor]
     if first.blocks is not None:
