@@ -17,7 +17,15 @@ from collections.abc import Callable
 from qstore.core.bench import workload as wl
 from qstore.core.bench.harness import Result, Run
 from qstore.core.bench.plugins import RW, Contender, plugin_contenders
-from qstore.core.bench.runner import UNAVAILABLE, Log, Options, Predictor, add_result, skip_note
+from qstore.core.bench.runner import (
+    UNAVAILABLE,
+    Log,
+    Options,
+    Predictor,
+    UnavailableError,
+    add_result,
+    skip_note,
+)
 
 QUBITS = (4, 8, 12, 16, 20)
 QUICK_QUBITS = (4, 8, 12)
@@ -36,6 +44,9 @@ def _registered(name: str) -> Callable[[int], wl.Case]:
     def setup(n: int) -> wl.Case:
         from qstore.core.backends import registry
 
+        info = registry.info(name)
+        if not info.available:  # e.g. a cloud backend without credentials: noted, not timed
+            raise UnavailableError(f"backend {name!r} is not usable here: {info.reason}")
         return wl.backend_case(n, registry.get(name))
 
     return setup
