@@ -171,10 +171,8 @@ def test_importing_the_harness_loads_no_ml_framework() -> None:
 def test_tiny_rw_run_writes_json_and_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    start = time.perf_counter()
     argv = ["bench", "rw", "--qubits", "4", "--reps", "1", "--out", str(tmp_path), "--no-plugins"]
     assert main([*argv, "--contenders", "qstore local complex128"]) == 0
-    assert time.perf_counter() - start < 3.0
     (path,) = tmp_path.glob("rw-*.json")
     data = json.loads(path.read_text())
     figures = {(r["metric"], r["n"], r["contender"]) for r in data["results"]}
