@@ -15,6 +15,14 @@ derivative with respect to a gate inside ``G_q`` needs only the reduced cross-de
 ``dL/dtheta = 2 Re sum_ij A_ij R_q[i, j]`` with ``A = S (dG G^dagger) S^dagger`` (``S``: the
 gates after it in the block). Torch and TensorFlow hand a complex output's gradient as
 ``2 dL/d conj(psi)``; their wrappers halve it on the way in and double the input costate out.
+
+Parameters the whole batch shares (weights) need only ``sum_b R_q[b]``, one product with the
+batch as its inner axis, and their gradient leaves the pass already summed
+(:class:`Cotangents` ``total``; per-sample parameters keep one row per sample in ``rows``). The
+members of a shared layer set (:class:`~qstore.core.engine.program.LayerSet`) keep only their
+cross-densities during the sweep; their partial traces and generator contractions run once for
+the whole stack after it. :func:`trace_split` and :func:`backward_split` run a NumPy batch in
+parts on several threads where it is large (:mod:`qstore.core.engine.threads`).
 """
 
 from __future__ import annotations
