@@ -164,7 +164,7 @@ def affine_parameters(bound: Sequence[AffineOp], theta: FloatArray) -> FloatArra
 
 
 def theta_symbols(count: int) -> list[str]:
-    """The symbols ``theta_0 ... theta_{count-1}`` of :func:`gate_parameter_circuit`.
+    """The symbols ``theta_0`` to ``theta_{count-1}`` of :func:`gate_parameter_circuit`.
 
     >>> theta_symbols(3)
     ['theta_0', 'theta_1', 'theta_2']

@@ -349,9 +349,10 @@ class LayerMatrices:
 
 
 def block_product(ops: ArrayOps, gates: Sequence[Tensor]) -> Tensor:
-    """``gates[-1] @ ... @ gates[0]`` (a block applies its first gate first), multiplied from
-    the last: the shared gates after a per-sample one (an encoding) then multiply as one small
-    stack and only the last product is per sample."""
+    """The product of a block's gates, ``gates[-1] @ gates[-2] @ (and so on) @ gates[0]`` (a
+    block applies its first gate first), multiplied from the last: the shared gates after a
+    per-sample one (an encoding) then multiply as one small stack, and only the last product is
+    per sample."""
     m = gates[-1]
     for g in gates[-2::-1]:
         m = mm2(ops, m, g)
