@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import numpy as np
 import pytest
 
@@ -55,3 +58,26 @@ def test_a_split_batch_gives_the_same_results(monkeypatch: pytest.MonkeyPatch) -
             - (be.expectation(circuit, obs, x, names=inputs, shared=dn) * cot).sum()
         ) / (2 * h)
         assert abs(got[2][j] - fd) < 1e-6
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_splits_batches_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QSTORE_ENGINE_WORKERS", "2")
+    monkeypatch.setattr(threads, "SPLIT_MIN_AMPLITUDES", 1)
+    circuit, inputs, weights = rw_circuit(3, 1)
+    x = np.random.default_rng(0).uniform(0, 3, (6, 3))
+    shared = dict.fromkeys(weights, 0.3)
+    be = LocalBackend()
+    want = be.expectation(circuit, None, x, names=inputs, shared=shared)  # the parent's pool runs
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_child_expectation, (x,)).get(timeout=60)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def _child_expectation(x: np.ndarray) -> np.ndarray:
+    circuit, inputs, weights = rw_circuit(3, 1)
+    assert len(threads.row_parts(3, x.shape[0])) == 2  # the split is taken in the child
+    return LocalBackend().expectation(
+        circuit, None, x, names=inputs, shared=dict.fromkeys(weights, 0.3)
+    )

@@ -101,7 +101,7 @@ def engine_threads(amplitudes: int) -> Iterator[None]:
 #: which runs one thread at a time (at batch 32 on 2 cores the split starts at 10 qubits).
 SPLIT_MIN_AMPLITUDES = int(os.environ.get("QSTORE_SPLIT_MIN_AMPLITUDES", str(1 << 14)))
 
-_POOL: list[ThreadPoolExecutor] = []
+_POOL: dict[int, ThreadPoolExecutor] = {}  # by process id: a forked child starts its own
 _POOL_LOCK = threading.Lock()
 
 
@@ -137,10 +137,28 @@ def parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     calling thread), with one BLAS thread throughout."""
     if len(items) == 1:
         return [fn(items[0])]
+    pid = os.getpid()
     with _POOL_LOCK:
-        if not _POOL:
-            _POOL.append(ThreadPoolExecutor(engine_workers(), thread_name_prefix="qstore-engine"))
+        pool = _POOL.get(pid)
+        if pool is None:  # (a pool copied by fork has no threads in the child)
+            _POOL.clear()
+            pool = _POOL[pid] = ThreadPoolExecutor(
+                engine_workers(), thread_name_prefix="qstore-engine"
+            )
     with engine_threads(-1):
-        futures = [_POOL[0].submit(fn, item) for item in items[:-1]]
+        futures = [pool.submit(fn, item) for item in items[:-1]]
         last = fn(items[-1])
         return [f.result() for f in futures] + [last]
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with fresh locks and no pool (the parent's threads do not exist
+    there, and a lock held by one of them would stay held)."""
+    global _LOCK, _POOL_LOCK
+    _LOCK = threading.Lock()
+    _POOL_LOCK = threading.Lock()
+    _POOL.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
