@@ -70,6 +70,24 @@ def test_gradcheck_through_amplitude_encoding_and_states() -> None:
     assert _gradcheck(model, torch.rand(4, 6, dtype=torch.float64) + 0.1)
 
 
+@pytest.mark.parametrize("numpy_max", [0, 12])  # torch's own tensors, then NumPy
+def test_gradcheck_of_the_adjoint_node_on_both_array_libraries(
+    numpy_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adjoint node takes inputs and weights apart: features, weights and states, on
+    ``TorchOps`` and on NumPy, against finite differences."""
+    from qstore.torch import engine
+
+    monkeypatch.setattr(engine, "NUMPY_MAX_QUBITS", numpy_max)
+    torch.manual_seed(3)
+    layer = QuantumLayer(3, depth=3, entanglement="circular").double()
+    assert _gradcheck(layer, torch.rand(4, 3, dtype=torch.float64) * math.pi)
+    model = torch.nn.Sequential(
+        AmplitudeEncoding(3), QuantumLayer(3, depth=2), ExpectationValue()
+    ).double()
+    assert _gradcheck(model, torch.rand(4, 8, dtype=torch.float64) + 0.1)
+
+
 @pytest.mark.parametrize("backend", ["torch", "local"])
 def test_gradcheck_circuit_layer_with_products(backend: str) -> None:
     x, w, t = qc.Parameter("x"), qc.Parameter("w"), qc.Parameter("t")
