@@ -304,7 +304,7 @@ def _layer_grads(
             lset = prog.sets[set_index]
             pos_batched = op.groups[0].batched
             stacked = not lset.batched
-            gl = _set_gates(ops, prog, set_index, lm, stacked)
+            gl = _set_gates(lm, stacked)
             got = gens[set_index] = _generators(
                 ops, lset.specs, lset.const, lset.params, pos_batched, gl, theta, stacked
             )
@@ -382,7 +382,7 @@ def _stacked_grads(
     count = len(lset.layers)
     lm = members[0][1]
     first = lset.layers[0]
-    gl = _set_gates(ops, prog, set_index, lm, True)
+    gl = _set_gates(lm, True)
     got = _generators(
         ops, lset.specs, lset.const, lset.params, first.groups[0].batched, gl, theta, True
     )
@@ -396,9 +396,7 @@ def _stacked_grads(
         out.summed_index.append(np.reshape(idx, -1))
 
 
-def _set_gates(
-    ops: ArrayOps, prog: Program, set_index: int, lm: LayerMatrices, stacked: bool
-) -> tuple[Tensor, ...]:
+def _set_gates(lm: LayerMatrices, stacked: bool) -> tuple[Tensor, ...]:
     """The gates of a set per position: ``[L, nb, 2, 2]`` stacked over its members (shared
     sets) or the layer's own (a per-sample set)."""
     if not stacked:
