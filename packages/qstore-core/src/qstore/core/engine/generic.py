@@ -23,10 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from qstore.core.engine.binding import gate_parameters
-from qstore.core.engine.program import DiagOp, GateOp, LayerOp, PermOp, Program
+from qstore.core.engine.program import DiagOp, GateOp, LayerOp, LayerSet, PermOp, Program
 from qstore.core.engine.threads import engine_threads
 from qstore.core.errors import BindingError
-from qstore.core.gates import GateSpec
+from qstore.core.gates import ROTATION_AXES, GateSpec, axis_rotation
 
 Tensor = Any
 
@@ -177,9 +177,9 @@ class NumpyOps:
 
     def gate_matrix(self, spec: GateSpec, params: Tensor) -> Tensor:
         """``spec``'s matrices for parameters ``[..., k]`` from its closed form (no Fourier sum)."""
-        rotation = _ROTATIONS.get(spec.name)
-        if rotation is not None:
-            return rotation(params[..., 0], self.complex_dtype)
+        axis = ROTATION_AXES.get(spec.name)
+        if axis is not None:  # written in the working dtype directly
+            return axis_rotation(axis, params[..., 0], self.complex_dtype)
         return spec.matrix_fn(params).astype(self.complex_dtype, copy=False)
 
     def kron(self, a: Tensor, b: Tensor) -> Tensor:
@@ -194,38 +194,6 @@ class NumpyOps:
         if (np.ndim(a) <= 3 and np.ndim(b) <= 3) or a.shape[-1] != 2:
             return np.matmul(a, b)
         return a[..., :, 0, None] * b[..., 0, None, :] + a[..., :, 1, None] * b[..., 1, None, :]
-
-
-def _rotation(pauli: str) -> Any:
-    """``exp(-i t/2 P)`` written entry by entry into an array of the wanted dtype (the generic
-    closed form builds complex128 temporaries and converts: several times slower on small
-    stacks)."""
-
-    def fn(t: Tensor, dtype: Any) -> Tensor:
-        half = np.asarray(t) * 0.5
-        c, s = np.cos(half), np.sin(half)
-        out = np.empty((*half.shape, 2, 2), dtype=dtype)
-        if pauli == "X":
-            out[..., 0, 0] = c
-            out[..., 1, 1] = c
-            out[..., 0, 1] = -1j * s
-            out[..., 1, 0] = -1j * s
-        elif pauli == "Y":
-            out[..., 0, 0] = c
-            out[..., 1, 1] = c
-            out[..., 0, 1] = -s
-            out[..., 1, 0] = s
-        else:
-            out[..., 0, 1] = 0.0
-            out[..., 1, 0] = 0.0
-            out[..., 0, 0] = c - 1j * s
-            out[..., 1, 1] = c + 1j * s
-        return out
-
-    return fn
-
-
-_ROTATIONS = {"RX": _rotation("X"), "RY": _rotation("Y"), "RZ": _rotation("Z")}
 
 
 # A plain dict rather than functools.cache: torch.compile traces a dict lookup into constants but
@@ -411,25 +379,7 @@ def set_matrices(
     if len(ops.shape(m)) == 3:  # constant gates only: the same blocks for every member
         m = ops.broadcast_to(m, (n_members, *ops.shape(m)))
     # m: [L, nb, 2, 2] (members of a shared set) or [B, nb, 2, 2] (a per-sample layer)
-    chunk_mats: list[Tensor] = []
-    if not chunks_too:
-        pass
-    elif lset.chunk_size is not None:
-        size, count = lset.chunk_size, len(first.chunks)
-        parts = _unstack(ops, ops.reshape(m, (-1, count, size, 2, 2)), 2)
-        kr = parts[0]
-        for part in parts[1:]:
-            kr = _kron(kr, part, ops)
-        chunk_mats = _unstack(ops, kr, 1) if count > 1 else [kr[:, 0]]
-    else:
-        qubits = _unstack(ops, m, 1)
-        offset = 0
-        for _, size in first.chunks:
-            kr = qubits[offset]
-            for part in qubits[offset + 1 : offset + size]:
-                kr = _kron(kr, part, ops)
-            chunk_mats.append(kr)
-            offset += size
+    chunk_mats = _set_chunks(ops, lset, m) if chunks_too else []
     qubits_of = first.groups[0].qubit_list
     if lset.batched:
         return [LayerMatrices({}, (tuple(gl),), tuple(chunk_mats), m, qubits_of, (index, 0))]
@@ -450,6 +400,29 @@ def set_matrices(
                 tuple(gl),
             )
         )
+    return out
+
+
+def _set_chunks(ops: ArrayOps, lset: LayerSet, m: Tensor) -> list[Tensor]:
+    """The chunk matrices ``[lead, 2**size, 2**size]`` of a set's fused blocks ``m [lead, nb, 2,
+    2]``: one Kronecker chain for all chunks when they have one size, else chunk by chunk."""
+    chunks = lset.layers[0].chunks
+    if lset.chunk_size is not None:
+        size, count = lset.chunk_size, len(chunks)
+        parts = _unstack(ops, ops.reshape(m, (-1, count, size, 2, 2)), 2)
+        kr = parts[0]
+        for part in parts[1:]:
+            kr = _kron(kr, part, ops)
+        return _unstack(ops, kr, 1) if count > 1 else [kr[:, 0]]
+    qubits = _unstack(ops, m, 1)
+    out: list[Tensor] = []
+    offset = 0
+    for _, size in chunks:
+        kr = qubits[offset]
+        for part in qubits[offset + 1 : offset + size]:
+            kr = _kron(kr, part, ops)
+        out.append(kr)
+        offset += size
     return out
 
 
