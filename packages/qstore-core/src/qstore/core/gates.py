@@ -227,7 +227,7 @@ def axis_rotation(axis: str, theta: npt.ArrayLike, dtype: Any = np.complex128) -
     >>> axis_rotation("Y", np.pi).round(12).real.tolist()
     [[0.0, -1.0], [1.0, 0.0]]
     """
-    half = np.asarray(theta, dtype=np.float64) * 0.5
+    half = np.asarray(theta) * 0.5  # float32 angles stay float32 (complex64 matrices)
     c, s = np.cos(half), np.sin(half)
     out = np.empty((*half.shape, 2, 2), dtype=dtype)
     if axis == "X":
