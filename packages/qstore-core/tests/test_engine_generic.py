@@ -120,3 +120,26 @@ def test_unitary_plan_gives_the_same_states(with_state: bool) -> None:
     dense = c.unitary(row)
     start = np.eye(1 << n)[0] if init is None else init[0]
     np.testing.assert_allclose(got[0], dense @ start, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shape", "source", "dest"),
+    [
+        ((2, 3, 4, 5), [1], [0]),
+        ((2, 3, 4, 5), [2], [1]),
+        ((2, 3, 4, 5), [0], [3]),
+        ((2, 3, 4, 5), [1, 3], [3, 0]),
+        ((2, 3, 4, 5), [-1], [1]),
+        ((2, 3, 4, 5, 6), [1, 2], [-2, -1]),
+        ((2, 3), [0, 1], [1, 0]),
+    ],
+)
+def test_numpy_ops_moveaxis_matches_numpy(shape, source, dest) -> None:
+    x = np.arange(np.prod(shape)).reshape(shape)
+    got = generic.NumpyOps().moveaxis(x, source, dest)
+    assert np.array_equal(got, np.moveaxis(x, source, dest))
+
+
+def test_numpy_ops_moveaxis_refuses_repeated_axes() -> None:
+    with pytest.raises(ValueError, match="bad axes"):
+        generic.NumpyOps().moveaxis(np.zeros((2, 3, 4)), [0, 0], [1, 2])

@@ -88,6 +88,22 @@ class ArrayOps(Protocol):
     def sum(self, x: Tensor, axis: int | tuple[int, ...]) -> Tensor: ...
 
 
+_AXIS_ORDERS: dict[tuple[int, tuple[int, ...], tuple[int, ...]], tuple[int, ...]] = {}
+
+
+def _moveaxis_order(ndim: int, source: tuple[int, ...], dest: tuple[int, ...]) -> tuple[int, ...]:
+    """The ``transpose`` order that moves axes ``source`` to positions ``dest`` (as
+    ``np.moveaxis``; negative axes count from the end)."""
+    src = [a % ndim for a in source]
+    dst = [a % ndim for a in dest]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst) or len(src) != len(dst):
+        raise ValueError(f"moveaxis: bad axes {source} -> {dest} for {ndim} dimensions")
+    order = [a for a in range(ndim) if a not in src]
+    for d, a in sorted(zip(dst, src, strict=True)):
+        order.insert(d, a)
+    return tuple(order)
+
+
 class NumpyOps:
     """:class:`ArrayOps` on NumPy (used in tests and as the template for other libraries)."""
 
@@ -122,7 +138,7 @@ class NumpyOps:
         return x.reshape(shape)
 
     def take(self, x: Tensor, index: npt.NDArray[np.intp]) -> Tensor:
-        return np.take(x, index, axis=-1)
+        return x.take(index, axis=-1)
 
     def exp_i(self, phase: Tensor) -> Tensor:
         return np.exp(1j * phase).astype(self.complex_dtype)
@@ -140,10 +156,16 @@ class NumpyOps:
         return np.einsum(spec, *operands)
 
     def moveaxis(self, x: Tensor, source: Sequence[int], dest: Sequence[int]) -> Tensor:
-        return np.moveaxis(x, list(source), list(dest))
+        # np.moveaxis normalises its arguments in Python on every call; the engine asks for a
+        # few permutations many times, so each is worked out once and kept
+        key = (x.ndim, tuple(source), tuple(dest))
+        order = _AXIS_ORDERS.get(key)
+        if order is None:
+            order = _AXIS_ORDERS[key] = _moveaxis_order(*key)
+        return x.transpose(order)
 
     def swap_last(self, x: Tensor) -> Tensor:
-        return np.swapaxes(x, -1, -2)
+        return x.swapaxes(-1, -2)
 
     def broadcast_to(self, x: Tensor, shape: Sequence[int]) -> Tensor:
         return np.broadcast_to(x, tuple(shape))
