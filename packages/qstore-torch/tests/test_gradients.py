@@ -190,3 +190,50 @@ def test_shots_estimate_the_exact_values() -> None:
     cot = torch.ones(3, 2, dtype=torch.float64)
     for a, b in zip(_grads(sampled, x, cot), _grads(exact, x, cot), strict=True):
         torch.testing.assert_close(a, b, atol=0.1, rtol=0)
+
+
+def test_numpy_nodes_of_encoding_and_measurement_match_torch_autograd(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the CPU, amplitude encoding and measurement are one NumPy-backed node each; their
+    values and gradients equal torch autograd through the torch expressions (forced by
+    ``NUMPY_MAX_QUBITS = 0``), an all-zero row and non-diagonal observables included."""
+    from qstore.torch import engine
+    from qstore.torch.encoding import amplitude_encode
+
+    torch.manual_seed(5)
+    x = torch.rand(5, 6, dtype=torch.float64) - 0.3
+    x[2] = 0.0
+    g_state = torch.randn(5, 8, dtype=torch.complex128)
+    ev = ExpectationValue(observables=[qc.Z(0) * qc.Z(1), qc.X(2) + 0.5 * qc.Y(0), qc.Z(2)])
+    psi = torch.randn(5, 8, dtype=torch.complex128)
+    psi = psi / torch.linalg.vector_norm(psi, dim=1, keepdim=True)
+    g_obs = torch.randn(5, 3, dtype=torch.float64)
+
+    def run() -> tuple[torch.Tensor, ...]:
+        xi = x.clone().requires_grad_()
+        s = amplitude_encode(xi, 3)
+        (gx,) = torch.autograd.grad(s, xi, g_state)
+        pi = psi.clone().requires_grad_()
+        e = ev(pi)
+        (gp,) = torch.autograd.grad(e, pi, g_obs)
+        return s.detach(), gx, e.detach(), gp
+
+    fast = run()
+    monkeypatch.setattr(engine, "NUMPY_MAX_QUBITS", 0)
+    slow = run()
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert torch.equal(fast[0][2], torch.eye(8, dtype=torch.complex128)[0])  # |000>
+    assert torch.all(fast[1][2] == 0)  # ... with zero gradient
+
+
+def test_amplitude_encoding_node_keeps_float32() -> None:
+    from qstore.torch.encoding import amplitude_encode
+
+    x = torch.rand(3, 4, requires_grad=True)
+    s = amplitude_encode(x, 2)
+    assert s.dtype == torch.complex64
+    s.real.sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.float32

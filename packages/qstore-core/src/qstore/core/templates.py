@@ -312,11 +312,32 @@ def amplitude_state(x: npt.ArrayLike, n_qubits: int) -> npt.NDArray[np.complex12
     """
     feats = np.asarray(x, dtype=np.float64)
     check_amplitude_width(int(feats.shape[-1]), n_qubits)
-    dim = 1 << n_qubits
-    padded = np.zeros((*feats.shape[:-1], dim))
-    padded[..., : feats.shape[-1]] = feats
-    norm = np.linalg.norm(padded, axis=-1, keepdims=True)
-    ground = np.zeros(dim)
-    ground[0] = 1.0
-    out: Any = np.where(norm > 0, padded / np.where(norm > 0, norm, 1.0), ground)
-    return np.asarray(out, dtype=np.complex128)
+    scaled, inv_norm = amplitude_scale(feats)
+    return amplitude_pad(scaled, inv_norm, n_qubits, np.complex128)
+
+
+def amplitude_scale(feats: Any) -> tuple[Any, Any]:
+    """``(x / |x|, 1 / |x|)`` of real features ``[B, F]`` (NumPy, in their dtype): the scaled
+    rows and each row's inverse norm ``[B, 1]``, both 0 for an all-zero row (and for a row
+    without a finite positive norm)."""
+    norm = np.sqrt(np.einsum("bf,bf->b", feats, feats))[:, None]
+    ok = norm > 0
+    inv = np.divide(1.0, norm, out=np.zeros_like(norm), where=ok)
+    scaled = np.divide(feats, norm, out=np.zeros_like(feats), where=ok)
+    return scaled, inv
+
+
+def amplitude_pad(scaled: Any, inv_norm: Any, n_qubits: int, complex_dtype: Any) -> Any:
+    """States ``[B, 2**n]`` from :func:`amplitude_scale`'s rows: zero-padded, and ``|0...0>``
+    where a row had no norm (``inv_norm`` 0)."""
+    out = np.zeros((scaled.shape[0], 1 << n_qubits), dtype=complex_dtype)
+    out.real[:, : scaled.shape[1]] = scaled
+    out.real[:, 0] += inv_norm[:, 0] == 0
+    return out
+
+
+def amplitude_vjp(scaled: Any, inv_norm: Any, grad: Any) -> Any:
+    """``d/dx`` of amplitude encoding from the gradient ``grad [B, F]`` (real) of its scaled
+    rows: ``(g - s (s . g)) / |x|`` (zero for an all-zero row, whose ``inv_norm`` is 0)."""
+    dot = np.einsum("bf,bf->b", grad, scaled)[:, None]
+    return (grad - scaled * dot) * inv_norm

@@ -17,12 +17,21 @@ tensor([[0.6000+0.j, 0.8000+0.j],
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
 from qstore.core.errors import LayerConfigError, LayerInputError
-from qstore.core.templates import check_amplitude_width, check_n_qubits
-from qstore.torch.engine import compute_dtypes
+from qstore.core.templates import (
+    amplitude_pad,
+    amplitude_scale,
+    amplitude_vjp,
+    check_amplitude_width,
+    check_n_qubits,
+)
+from qstore.torch.engine import _to_numpy, compute_dtypes, numpy_eligible
 
 __all__ = [
     "AmplitudeEncoding",
@@ -36,7 +45,10 @@ __all__ = [
 def amplitude_encode(x: torch.Tensor, n_qubits: int) -> torch.Tensor:
     """States ``[*, 2**n_qubits]`` (complex) from features ``[*, F]`` with ``F <= 2**n_qubits``.
 
-    Differentiable; float64 features give complex128 states, others complex64.
+    Differentiable; float64 features give complex128 states, others complex64. On the CPU this is
+    one autograd node computed with NumPy (:func:`qstore.core.templates.amplitude_scale`, with
+    the closed-form gradient :func:`~qstore.core.templates.amplitude_vjp`); elsewhere, and
+    under ``torch.compile`` or ``torch.func``, torch operations.
     """
     dim = 1 << n_qubits
     if x.is_complex():
@@ -52,6 +64,9 @@ def amplitude_encode(x: torch.Tensor, n_qubits: int) -> torch.Tensor:
     check_amplitude_width(width, n_qubits)
     real, cplx = compute_dtypes(x.dtype)
     x = x.to(real)
+    if x.dim() == 2 and numpy_eligible(x, n_qubits):
+        out: torch.Tensor = _AmplitudeEncode.apply(x, n_qubits)  # type: ignore[no-untyped-call]
+        return out
     if width < dim:
         x = nn.functional.pad(x, (0, dim - width))
     norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
@@ -61,6 +76,26 @@ def amplitude_encode(x: torch.Tensor, n_qubits: int) -> torch.Tensor:
     ground = torch.zeros(dim, dtype=real, device=x.device)
     ground[0] = 1.0
     return torch.where(ok, scaled, ground).to(cplx)
+
+
+class _AmplitudeEncode(torch.autograd.Function):
+    """Amplitude encoding of CPU features ``[B, F]`` as one node: NumPy forward and the
+    closed-form backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, n_qubits: int) -> torch.Tensor:
+        feats = x.detach().numpy()
+        scaled, inv_norm = amplitude_scale(feats)
+        ctx.kept = (scaled, inv_norm)
+        cplx = np.complex128 if feats.dtype == np.float64 else np.complex64
+        return torch.from_numpy(amplitude_pad(scaled, inv_norm, n_qubits, cplx))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        scaled, inv_norm = ctx.kept
+        # the output is real-valued in a complex dtype: the features' gradient is the real part
+        g = np.ascontiguousarray(_to_numpy(grad).real[:, : scaled.shape[1]])
+        return torch.from_numpy(amplitude_vjp(scaled, inv_norm, g)), None
 
 
 class AmplitudeEncoding(nn.Module):

@@ -37,6 +37,7 @@ __all__ = [
     "expectations",
     "final_state",
     "measure",
+    "numpy_eligible",
     "torch_ops",
 ]
 
@@ -218,7 +219,19 @@ _NUMPY_OPS = {
 
 
 def _to_numpy(x: torch.Tensor | None) -> Any:
-    return None if x is None else x.detach().numpy()
+    return None if x is None else x.detach().resolve_conj().numpy()
+
+
+def numpy_eligible(x: torch.Tensor, n_qubits: int = 0) -> bool:
+    """Whether an operation on ``x`` may run as one NumPy-backed autograd node: a CPU tensor of
+    a register of at most :data:`NUMPY_MAX_QUBITS` qubits, outside ``torch.compile`` and
+    ``torch.func`` transforms (which trace operations one by one)."""
+    return (
+        x.device.type == "cpu"
+        and n_qubits <= NUMPY_MAX_QUBITS
+        and not torch.compiler.is_compiling()
+        and not _functorch_active()
+    )
 
 
 class _Simulate(torch.autograd.Function):
@@ -370,12 +383,33 @@ def final_state(
     return _simulate(prog, values, initial_state, False, weights)
 
 
+class _Measure(torch.autograd.Function):
+    """Expectations of CPU states ``[B, 2**n]`` as one node on NumPy; the backward pass is the
+    costate ``2 sum_o g_o O_o psi`` (torch's convention for a complex input's gradient)."""
+
+    @staticmethod
+    def forward(ctx: Any, states: torch.Tensor, prog: Program, ops: Any) -> torch.Tensor:
+        psi = _to_numpy(states)
+        ctx.kept = (prog, ops, psi)
+        return torch.from_numpy(np.ascontiguousarray(generic.expectations(ops, prog, psi)))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        prog, ops, psi = ctx.kept
+        lam = adjoint.costate(ops, prog, psi, np.ascontiguousarray(_to_numpy(grad)))
+        return torch.from_numpy(2.0 * lam), None, None
+
+
 def measure(prog: Program, states: torch.Tensor) -> torch.Tensor:
     """Expectations ``[B, n_obs]`` of ``prog``'s observables in ``states [B, 2**n]`` (complex),
-    under autograd: a measurement alone is two or three tensor operations, cheaper through
-    autograd than as a simulation (``prog`` has observables; its gates are not applied)."""
+    differentiable (``prog`` has observables; its gates are not applied). On the CPU, one
+    NumPy-backed autograd node; elsewhere (and under ``torch.compile``/``torch.func``) the two
+    or three torch operations of a measurement, through autograd."""
     cplx = compute_dtypes(states.dtype)[1]
+    if numpy_eligible(states, prog.n_qubits):
+        out: torch.Tensor = _Measure.apply(states.to(cplx), prog, _NUMPY_OPS[cplx])  # type: ignore[no-untyped-call]
+        return out
     ops = torch_ops(states.device, cplx)
     with _full_precision(states):
-        out: torch.Tensor = generic.expectations(ops, prog, states.to(cplx))
+        out = generic.expectations(ops, prog, states.to(cplx))
         return out
