@@ -143,3 +143,11 @@ def test_numpy_ops_moveaxis_matches_numpy(shape, source, dest) -> None:
 def test_numpy_ops_moveaxis_refuses_repeated_axes() -> None:
     with pytest.raises(ValueError, match="bad axes"):
         generic.NumpyOps().moveaxis(np.zeros((2, 3, 4)), [0, 0], [1, 2])
+
+
+def test_numpy_ops_dagger_is_the_conjugate_transpose_in_row_major_layout() -> None:
+    rng = np.random.default_rng(2)
+    m = rng.normal(size=(3, 4, 4)) + 1j * rng.normal(size=(3, 4, 4))
+    got = generic.dagger(generic.NumpyOps(), m)
+    assert np.array_equal(got, np.conj(np.swapaxes(m, -1, -2)))
+    assert got.flags.c_contiguous
