@@ -508,7 +508,7 @@ def apply_op(
     if isinstance(op, LayerOp):
         lm: LayerMatrices = mats[id(op)]
         for (start, size), k in zip(op.chunks, lm.chunks, strict=True):  # disjoint: any order
-            state = apply_chunk(ops, state, dagger(ops, k) if inverse else k, n, start, size)
+            state = apply_chunk(ops, state, k, n, start, size, inverse)
         return state
     if isinstance(op, PermOp):
         if inverse:
@@ -526,19 +526,33 @@ def apply_op(
     return apply_gate(ops, state, dagger(ops, m) if inverse else m, op.gate.qubits, n)
 
 
-def apply_chunk(ops: ArrayOps, state: Tensor, k: Tensor, n: int, start: int, size: int) -> Tensor:
+def apply_chunk(
+    ops: ArrayOps,
+    state: Tensor,
+    k: Tensor,
+    n: int,
+    start: int,
+    size: int,
+    inverse: bool = False,
+) -> Tensor:
+    """The chunk matrix ``k`` (``[d, d]``, or ``[B, d, d]`` per sample), or its inverse
+    ``k^dagger``, applied to qubits ``start .. start+size-1`` of states ``[B, 2**n]``."""
     bsz = ops.shape(state)[0]
     d, a, r = 1 << size, 1 << start, 1 << (n - start - size)
-    if len(ops.shape(k)) == 2:
-        if r == 1:
-            out = ops.matmul(ops.reshape(state, (bsz * a, d)), ops.swap_last(k))
+    if r == 1:  # the chunk's qubits are the last ones: states times k^T (k^dagger^T = conj k)
+        right = ops.conj(k) if inverse else ops.swap_last(k)
+        if len(ops.shape(k)) == 2:
+            out = ops.matmul(ops.reshape(state, (bsz * a, d)), right)
         else:
-            rows = ops.reshape(state, (bsz * a, d, r))
-            # optional primitive: ``k`` applied to axis 1 of ``[N, d, r]`` the library's best way
-            left = getattr(ops, "apply_left", None)
-            out = left(k, rows) if left is not None else ops.matmul(k, rows)
-    elif r == 1:
-        out = ops.matmul(ops.reshape(state, (bsz, a, d)), ops.swap_last(k))
+            out = ops.matmul(ops.reshape(state, (bsz, a, d)), right)
+        return ops.reshape(out, (bsz, 1 << n))
+    if inverse:
+        k = dagger(ops, k)
+    if len(ops.shape(k)) == 2:
+        rows = ops.reshape(state, (bsz * a, d, r))
+        # optional primitive: ``k`` applied to axis 1 of ``[N, d, r]`` the library's best way
+        left = getattr(ops, "apply_left", None)
+        out = left(k, rows) if left is not None else ops.matmul(k, rows)
     else:
         out = ops.matmul(k[:, None], ops.reshape(state, (bsz, a, d, r)))
     return ops.reshape(out, (bsz, 1 << n))
