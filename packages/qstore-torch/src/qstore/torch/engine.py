@@ -201,11 +201,13 @@ def _full_precision(values: torch.Tensor) -> torch.autocast:
 
 #: Registers up to this many qubits simulate on NumPy when the tensors live on the CPU: per
 #: operation NumPy costs about half of what eager torch does, which decides small registers; from
-#: 10 qubits the batch is split over threads (:mod:`qstore.core.engine.threads`). RW forward +
-#: gradient, batch 32, 2 threads, NumPy vs torch: n=12 1,671 vs 1,699 samples/s, n=13 484 vs
-#: 678, n=16 88 vs 146. NumPy keeps its speed when another process shares the cores, where
-#: torch's spinning threads lose most of theirs (n=12 under load: 1,353 vs 56).
-NUMPY_MAX_QUBITS = 12
+#: 10 qubits the batch is split over threads (:mod:`qstore.core.engine.threads`), one BLAS thread
+#: each. RW forward + gradient, batch 32, 2 threads, ms per step, NumPy vs torch's kernels
+#: (2026-11-30): n=13 94 vs 75, n=14 98 vs 100, n=15 ~165-240 vs 160-190, n=16 255 vs 320,
+#: n=17 1,600 vs 2,200, n=18 2,850 vs 3,850. NumPy also keeps its speed when another process
+#: shares the cores, where torch's spinning threads lose most of theirs (n=12 under load:
+#: 1,353 vs 56 samples/s). Larger registers (not measured) use torch's kernels.
+NUMPY_MAX_QUBITS = 20
 
 #: On GPUs the one-node adjoint wins up to mid-sized registers and autograd op by op above
 #: (RW forward + gradient, batch 32, H200: n=16 3,630 vs 2,067 samples/s, n=20 644 vs 876,
