@@ -14,6 +14,18 @@ from qstore.tf import engine
 from qstore.tf.engine import TFOps
 
 
+@pytest.fixture(params=["numpy", "tf-ops"])
+def numpy_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both implementations of the one custom gradient, whatever the register size: NumPy
+    through ``tf.numpy_function`` and TensorFlow ops."""
+    if request.param == "numpy":
+        monkeypatch.setattr(engine, "NUMPY_MIN_QUBITS", 0)
+        monkeypatch.setattr(engine, "NUMPY_MAX_QUBITS", 30)
+        return True
+    monkeypatch.setattr(engine, "NUMPY_MAX_QUBITS", -1)
+    return False
+
+
 def _mixed_circuit(n: int) -> qc.UnifiedCircuit:
     """Every kind of engine op: fused layers, permutations, diagonals, general and product gates."""
     c = qc.UnifiedCircuit(n)
@@ -31,7 +43,7 @@ def _mixed_circuit(n: int) -> qc.UnifiedCircuit:
 
 
 @pytest.mark.parametrize("real", [tf.float32, tf.float64])
-def test_forward_and_gradients_match_local_backend(real: tf.DType) -> None:
+def test_forward_and_gradients_match_local_backend(real: tf.DType, numpy_engine: bool) -> None:
     n, bsz = 4, 5
     rng = np.random.default_rng(1)
     c = _mixed_circuit(n)
@@ -58,7 +70,7 @@ def test_forward_and_gradients_match_local_backend(real: tf.DType) -> None:
     np.testing.assert_allclose(gw.numpy(), rgw, atol=10 * tol)
 
 
-def test_runs_in_tf_function_with_unknown_batch() -> None:
+def test_runs_in_tf_function_with_unknown_batch(numpy_engine: bool) -> None:
     n = 3
     c, names, wnames = layer_circuit(n, depth=2, n_features=5, entanglement="circular")
     prog = engine.program(c, names, wnames)
@@ -77,7 +89,7 @@ def test_runs_in_tf_function_with_unknown_batch() -> None:
     assert f(tf.constant(x[:2], tf.float32)).shape == (2, n)  # no retrace needed
 
 
-def test_evolve_applies_the_circuit_unitary_to_a_given_state() -> None:
+def test_evolve_applies_the_circuit_unitary_to_a_given_state(numpy_engine: bool) -> None:
     n = 3
     c, _, wnames = layer_circuit(n, depth=2, encoding="none", entanglement="full")
     rng = np.random.default_rng(3)
@@ -94,6 +106,16 @@ def test_evolve_applies_the_circuit_unitary_to_a_given_state() -> None:
     np.testing.assert_allclose(f(tf.constant(psi)).numpy(), psi @ u.T, atol=1e-12)
 
 
+def test_the_numpy_engine_runs_where_it_was_measured_faster() -> None:
+    def prog(n: int) -> object:
+        return engine.program(qc.UnifiedCircuit(n).add_gate("RY", 0, "x"), ["x"])
+
+    on_cpu = not tf.config.list_logical_devices("GPU")
+    assert not engine._use_numpy(prog(6))  # TensorFlow's kernels: no numpy_function round trip
+    assert engine._use_numpy(prog(12)) == on_cpu  # NumPy, the batch split over the cores
+    assert not engine._use_numpy(prog(engine.NUMPY_MAX_QUBITS + 1))
+
+
 def test_moveaxis_matches_numpy() -> None:
     ops = TFOps()
     x = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
@@ -108,14 +130,7 @@ def test_bad_dtype_is_refused() -> None:
         TFOps(tf.int32)
 
 
-@pytest.mark.parametrize("numpy_engine", [True, False], ids=["numpy", "tf-ops"])
-def test_state_in_state_out_gradients_match_finite_differences(
-    numpy_engine: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Both implementations of the one custom gradient: NumPy through tf.numpy_function (CPU,
-    # small registers) and TensorFlow ops (GPUs, large registers), inside tf.function.
-    if not numpy_engine:
-        monkeypatch.setattr(engine, "NUMPY_MAX_QUBITS", 0)
+def test_state_in_state_out_gradients_match_finite_differences(numpy_engine: bool) -> None:
     n, bsz = 3, 4
     rng = np.random.default_rng(3)
     c = _mixed_circuit(n)

@@ -313,7 +313,8 @@ def amplitude_state(x: npt.ArrayLike, n_qubits: int) -> npt.NDArray[np.complex12
     feats = np.asarray(x, dtype=np.float64)
     check_amplitude_width(int(feats.shape[-1]), n_qubits)
     scaled, inv_norm = amplitude_scale(feats)
-    return amplitude_pad(scaled, inv_norm, n_qubits, np.complex128)
+    out: npt.NDArray[np.complex128] = amplitude_pad(scaled, inv_norm, n_qubits, np.complex128)
+    return out
 
 
 def amplitude_scale(feats: Any) -> tuple[Any, Any]:

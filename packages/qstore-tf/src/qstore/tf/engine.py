@@ -5,9 +5,9 @@ TensorFlow ops, so the one engine of Q-Store runs inside ``tf.function``, under 
 strategies and on GPUs. :func:`expectation` and :func:`evolve` are what the Keras layers call;
 each is one ``tf.custom_gradient`` whose backward pass is the core's adjoint sweep
 (:mod:`qstore.core.engine.adjoint`), not TensorFlow's autodiff over the many small operations of
-the forward pass. On the CPU, registers up to :data:`NUMPY_MAX_QUBITS` qubits run on NumPy
-through ``tf.numpy_function`` (eagerly and inside ``tf.function`` alike), which costs less per
-operation than TensorFlow's kernels; the forward pass hands the backward pass a token for the
+the forward pass. On the CPU, registers of :data:`NUMPY_MIN_QUBITS` to :data:`NUMPY_MAX_QUBITS`
+qubits run on NumPy through ``tf.numpy_function`` (eagerly and inside ``tf.function`` alike),
+with the batch split over the cores; the forward pass hands the backward pass a token for the
 states it kept.
 
 The batch dimension may be unknown while tracing (``None`` in a ``tf.function`` signature):
@@ -176,10 +176,14 @@ def bindings(inputs: Tensor | None, weights: Tensor, batch_of: Tensor) -> Tensor
     return tf.concat([tf.cast(inputs, weights.dtype), tiled], axis=1)
 
 
-#: On the CPU, registers up to this many qubits simulate on NumPy (see the module docstring).
-#: RW forward + gradient in ``tf.function``, batch 32, 2 threads, ms per step, NumPy vs TFOps
-#: (2026-11-30): n=13 93 vs 79, n=14 ~110 vs ~120, n=15 175 vs 258, n=16 340 vs 490-640, n=17
-#: 1,750 vs 1,350, n=18 2,850 vs 2,450: TensorFlow's kernels take over from 17 qubits.
+#: On the CPU, registers of ``NUMPY_MIN_QUBITS`` to ``NUMPY_MAX_QUBITS`` qubits simulate on
+#: NumPy (see the module docstring), where the batch is split over the cores; smaller ones pay
+#: more for the two ``numpy_function`` calls of a step (0.48 ms with functions that do nothing)
+#: than NumPy saves. RW forward + gradient in ``tf.function``, batch 32, 2 threads, ms per step,
+#: NumPy vs TFOps (2026-11-30): n=4 1.9 vs 0.81, n=8 2.8 vs 2.5 (the Fashion-MNIST block at 6
+#: qubits: 2.1 vs 1.3), n=10 5.7 vs 7.1, n=12 16 vs 23, n=13 93 vs 79, n=14 ~110 vs ~120, n=15 175
+#: vs 258, n=16 340 vs 490-640, n=17 1,750 vs 1,350, n=18 2,850 vs 2,450.
+NUMPY_MIN_QUBITS = 10
 NUMPY_MAX_QUBITS = 16
 
 _KEPT = 8  # forward passes held for their backward passes (per process)
@@ -218,7 +222,7 @@ _HAS_GPU: list[bool] = []
 def _use_numpy(prog: Program) -> bool:
     if not _HAS_GPU:
         _HAS_GPU.append(bool(tf.config.list_logical_devices("GPU")))
-    return prog.n_qubits <= NUMPY_MAX_QUBITS and not _HAS_GPU[0]
+    return NUMPY_MIN_QUBITS <= prog.n_qubits <= NUMPY_MAX_QUBITS and not _HAS_GPU[0]
 
 
 def _split_grads(
