@@ -237,3 +237,37 @@ def test_amplitude_encoding_node_keeps_float32() -> None:
     assert s.dtype == torch.complex64
     s.real.sum().backward()
     assert x.grad is not None and x.grad.dtype == torch.float32
+
+
+def test_second_derivatives_refuse_the_adjoint_nodes_and_work_through_torch_func() -> None:
+    """The adjoint nodes give first derivatives only: differentiating their gradient again
+    raises instead of returning a silently wrong result; ``torch.func`` traces the circuit op
+    by op, so its second derivatives are right (forward over reverse and reverse over reverse,
+    checked against finite differences)."""
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(
+        AmplitudeEncoding(2), QuantumLayer(2, depth=1), ExpectationValue()
+    ).double()
+    x = torch.rand(3, 4, dtype=torch.float64) + 0.1
+    w = dict(model.named_parameters())
+    name = next(iter(w))
+    # squared outputs: the cotangent entering the nodes depends on the weights too
+    (g,) = torch.autograd.grad((model(x) ** 2).sum(), w[name], create_graph=True)
+    with pytest.raises(RuntimeError, match="twice"):
+        g.sum().backward()
+
+    def loss(p: torch.Tensor) -> torch.Tensor:
+        return (functional_call(model, {name: p}, (x,)) ** 2).sum()
+
+    p0 = w[name].detach().clone()
+    hess = torch.func.hessian(loss)(p0).reshape(p0.numel(), p0.numel())
+    again = torch.func.jacrev(torch.func.grad(loss))(p0).reshape(p0.numel(), p0.numel())
+    torch.testing.assert_close(again, hess, atol=1e-12, rtol=0)
+    grad = torch.func.grad(loss)
+    h = 1e-5
+    for k in range(p0.numel()):
+        step = torch.zeros_like(p0).reshape(-1)
+        step[k] = h
+        step = step.reshape(p0.shape)
+        fd = (grad(p0 + step) - grad(p0 - step)).reshape(-1) / (2 * h)
+        torch.testing.assert_close(hess[k], fd, atol=1e-7, rtol=0)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from qstore.core.errors import LayerConfigError, LayerInputError
 from qstore.core.templates import (
@@ -91,6 +92,7 @@ class _AmplitudeEncode(torch.autograd.Function):
         return torch.from_numpy(amplitude_pad(scaled, inv_norm, n_qubits, cplx))
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         scaled, inv_norm = ctx.kept
         # the output is real-valued in a complex dtype: the features' gradient is the real part

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch.autograd.function import once_differentiable
 
 from qstore.core.engine import adjoint, generic
 from qstore.core.engine.program import Program
@@ -70,7 +71,10 @@ class TorchOps:
         return f"TorchOps(device={str(self.device)!r}, complex_dtype={self.complex_dtype})"
 
     def _cached(self, value: Any, kind: str, dtype: torch.dtype) -> torch.Tensor:
-        if torch.compiler.is_compiling():
+        # Not inside torch.compile or a torch.func transform: a tensor made there belongs to
+        # that trace or transform level, and reusing it in a later one breaks it (a Hessian
+        # after a gradient failed with "escaped?").
+        if torch.compiler.is_compiling() or _functorch_active():
             return torch.as_tensor(value, dtype=dtype, device=self.device)
         if isinstance(value, np.ndarray):
             key = (id(value), kind)
@@ -272,6 +276,7 @@ class _Simulate(torch.autograd.Function):
         return result
 
     @staticmethod
+    @once_differentiable
     def backward(
         ctx: Any, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None, None, None]:
@@ -396,6 +401,7 @@ class _Measure(torch.autograd.Function):
         return torch.from_numpy(np.ascontiguousarray(generic.expectations(ops, prog, psi)))
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         prog, ops, psi = ctx.kept
         lam = adjoint.costate(ops, prog, psi, np.ascontiguousarray(_to_numpy(grad)))
