@@ -9,8 +9,10 @@ Execution: ``backend='torch'`` (the default) runs the core's engine on torch ten
 device of the module, differentiated by torch autograd (``torch.compile`` and ``torch.func``
 trace it). A training step's gradient is one adjoint node per circuit, which gives first
 derivatives; for second derivatives use ``torch.func`` (``torch.func.hessian``), which traces
-the circuit op by op (differentiating the adjoint node's gradient again raises). Any other backend name (``'local'``, ``'qsim'``, ``'lightning'``, ``'ionq_simulator'``
-...) or backend object runs through :mod:`qstore.core.adapter`, the adapter the Keras layers
+the circuit op by op (differentiating the adjoint node's gradient again raises).
+
+Any other backend name (``'local'``, ``'qsim'``, ``'lightning'``, ``'ionq_simulator'`` ...) or
+backend object runs through :mod:`qstore.core.adapter`, the adapter the Keras layers
 share (:class:`~qstore.torch.autograd.BackendExpectation` wraps it in one autograd function):
 gradients by the backend's adjoint VJP where it has one, parameter shift otherwise, or the
 ``gradient_method`` asked for. Quantum-state inputs (and ``encoding='amplitude'``) on an external
