@@ -339,6 +339,6 @@ def amplitude_pad(scaled: Any, inv_norm: Any, n_qubits: int, complex_dtype: Any)
 
 def amplitude_vjp(scaled: Any, inv_norm: Any, grad: Any) -> Any:
     """``d/dx`` of amplitude encoding from the gradient ``grad [B, F]`` (real) of its scaled
-    rows: ``(g - s (s . g)) / |x|`` (zero for an all-zero row, whose ``inv_norm`` is 0)."""
+    rows ``s``: ``(g - s <s, g>) / |x|`` (zero for an all-zero row, whose ``inv_norm`` is 0)."""
     dot = np.einsum("bf,bf->b", grad, scaled)[:, None]
     return (grad - scaled * dot) * inv_norm

@@ -536,7 +536,7 @@ def apply_chunk(
     inverse: bool = False,
 ) -> Tensor:
     """The chunk matrix ``k`` (``[d, d]``, or ``[B, d, d]`` per sample), or its inverse
-    ``k^dagger``, applied to qubits ``start .. start+size-1`` of states ``[B, 2**n]``."""
+    ``k^dagger``, applied to the ``size`` qubits from ``start`` on of states ``[B, 2**n]``."""
     bsz = ops.shape(state)[0]
     d, a, r = 1 << size, 1 << start, 1 << (n - start - size)
     if r == 1:  # the chunk's qubits are the last ones: states times k^T (k^dagger^T = conj k)
