@@ -271,3 +271,27 @@ def test_second_derivatives_refuse_the_adjoint_nodes_and_work_through_torch_func
         step = step.reshape(p0.shape)
         fd = (grad(p0 + step) - grad(p0 - step)).reshape(-1) / (2 * h)
         torch.testing.assert_close(hess[k], fd, atol=1e-7, rtol=0)
+
+
+@pytest.mark.parametrize("numpy_max", [0, 20])  # torch's own kernels, then NumPy
+def test_inference_gives_the_training_forward_pass(
+    numpy_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without gradients the layers run a forward pass of their own (NumPy on the CPU, no
+    states kept); it must give what the training forward pass gives."""
+    from qstore.torch import engine
+
+    monkeypatch.setattr(engine, "NUMPY_MAX_QUBITS", numpy_max)
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(
+        AmplitudeEncoding(3), QuantumLayer(3, depth=2), ExpectationValue()
+    ).double()
+    layer = QuantumLayer(3, depth=2, encoding="reupload").double()
+    x = torch.rand(5, 8, dtype=torch.float64) + 0.1
+    xa = torch.rand(5, 4, dtype=torch.float64)
+    for module, inp in ((model, x), (layer, xa)):
+        trained = module(inp)
+        assert trained.requires_grad
+        with torch.no_grad():
+            inferred = module(inp)
+        torch.testing.assert_close(inferred, trained.detach(), atol=1e-12, rtol=0)

@@ -346,19 +346,43 @@ def _simulate(
             one_node = False
         if not prog.ops:  # a measurement only: two ops, autograd is cheaper
             one_node = False
+        use_numpy = (
+            one_node and values.device.type == "cpu" and prog.n_qubits <= NUMPY_MAX_QUBITS
+        )
         if wants_grad and one_node:
-            use_numpy = values.device.type == "cpu" and prog.n_qubits <= NUMPY_MAX_QUBITS
             eng = _NUMPY_OPS[ops.complex_dtype] if use_numpy else ops
             out: torch.Tensor = _Simulate.apply(  # type: ignore[no-untyped-call]
                 values, weights, initial_state, prog, eng, measure
             )
             return out
+        if use_numpy and not _functorch_active():
+            # inference (no gradient wanted): the NumPy forward pass, keeping no states
+            return _numpy_forward(prog, values, weights, initial_state, measure, ops.complex_dtype)
         if weights is not None:
             values = _with_weights(values, weights)
         with torch.no_grad() if not (wants_grad or _functorch_active()) else torch.enable_grad():
             state: torch.Tensor = generic.run(ops, prog, values, initial_state=initial_state)
             result: torch.Tensor = generic.expectations(ops, prog, state) if measure else state
             return result
+
+
+def _numpy_forward(
+    prog: Program,
+    values: torch.Tensor,
+    weights: torch.Tensor | None,
+    initial_state: torch.Tensor | None,
+    measure: bool,
+    complex_dtype: torch.dtype,
+) -> torch.Tensor:
+    """Expectations or final states of CPU tensors on the NumPy engine, for inference: the
+    batch split over the cores where it is large, no intermediate state kept."""
+    v = _to_numpy(values)
+    if weights is not None:
+        w = _to_numpy(weights)
+        v = np.concatenate([v, np.broadcast_to(w, (v.shape[0], w.shape[0]))], axis=1)
+    init = None if initial_state is None else _to_numpy(initial_state.to(complex_dtype))
+    out, _ = adjoint.trace_split(_NUMPY_OPS[complex_dtype], prog, v, init, measure, keep=False)
+    return torch.from_numpy(np.ascontiguousarray(out))
 
 
 def expectations(

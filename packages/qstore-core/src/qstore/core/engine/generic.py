@@ -211,6 +211,17 @@ class NumpyOps:
         out = a[..., :, None, :, None] * b[..., None, :, None, :]
         return out.reshape(*out.shape[:-4], da * db, da * db)
 
+    def apply_left(self, k: Tensor, x: Tensor) -> Tensor:
+        """``k [d, d]`` applied to axis 1 of ``x [N, d, r]``. Where ``r`` is small, one product
+        on a transposed copy beats ``N`` small ones (d = r = 8: N = 32 15 against 19 us, N = 1024
+        310 against 540 us); with long rows the stacked products win (N = 512, d = 16, r = 256:
+        7.4 against 16.6 ms)."""
+        n, d, r = x.shape
+        if r > 16:
+            return np.matmul(k, x)
+        cols = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(d, n * r)
+        return (k @ cols).reshape(d, n, r).transpose(1, 0, 2)
+
     def dagger(self, m: Tensor) -> Tensor:
         """Conjugate transpose written row-major: the backward pass multiplies states by it,
         and NumPy's stacked products run about a third slower with a transposed operand."""
