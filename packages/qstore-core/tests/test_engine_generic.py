@@ -156,7 +156,7 @@ def test_numpy_ops_dagger_is_the_conjugate_transpose_in_row_major_layout() -> No
 @pytest.mark.parametrize("shape", [(32, 8, 8), (5, 4, 2), (3, 2, 32)])
 def test_numpy_ops_apply_left_matches_a_stacked_product(shape: tuple[int, int, int]) -> None:
     rng = np.random.default_rng(5)
-    n, d, r = shape
+    d = shape[1]
     k = rng.normal(size=(d, d)) + 1j * rng.normal(size=(d, d))
     x = rng.normal(size=shape) + 1j * rng.normal(size=shape)
     np.testing.assert_allclose(generic.NumpyOps().apply_left(k, x), np.matmul(k, x), atol=1e-12)
