@@ -346,9 +346,7 @@ def _simulate(
             one_node = False
         if not prog.ops:  # a measurement only: two ops, autograd is cheaper
             one_node = False
-        use_numpy = (
-            one_node and values.device.type == "cpu" and prog.n_qubits <= NUMPY_MAX_QUBITS
-        )
+        use_numpy = one_node and values.device.type == "cpu" and prog.n_qubits <= NUMPY_MAX_QUBITS
         if wants_grad and one_node:
             eng = _NUMPY_OPS[ops.complex_dtype] if use_numpy else ops
             out: torch.Tensor = _Simulate.apply(  # type: ignore[no-untyped-call]
