@@ -263,10 +263,7 @@ class _Simulate(torch.autograd.Function):
         ctx.prog, ctx.ops, ctx.measure = prog, ops, measure
         ctx.has_weights = weights is not None
         if isinstance(ops, generic.NumpyOps):  # large batches split over threads
-            v = _to_numpy(inputs)
-            if weights is not None:
-                w = _to_numpy(weights)
-                v = np.concatenate([v, np.broadcast_to(w, (v.shape[0], w.shape[0]))], axis=1)
+            v = _numpy_bindings(inputs, weights)
             out, ctx.trace = adjoint.trace_split(ops, prog, v, _to_numpy(initial_state), measure)
             return torch.from_numpy(np.ascontiguousarray(out))
         values = inputs if weights is None else _with_weights(inputs, weights)
@@ -364,6 +361,16 @@ def _simulate(
             return result
 
 
+def _numpy_bindings(inputs: torch.Tensor, weights: torch.Tensor | None) -> Any:
+    """Every binding column as one NumPy array: ``inputs [B, P_b]``, then ``weights [S]``
+    repeated per row."""
+    v = _to_numpy(inputs)
+    if weights is None:
+        return v
+    w = _to_numpy(weights)
+    return np.concatenate([v, np.broadcast_to(w, (v.shape[0], w.shape[0]))], axis=1)
+
+
 def _numpy_forward(
     prog: Program,
     values: torch.Tensor,
@@ -374,12 +381,11 @@ def _numpy_forward(
 ) -> torch.Tensor:
     """Expectations or final states of CPU tensors on the NumPy engine, for inference: the
     batch split over the cores where it is large, no intermediate state kept."""
-    v = _to_numpy(values)
-    if weights is not None:
-        w = _to_numpy(weights)
-        v = np.concatenate([v, np.broadcast_to(w, (v.shape[0], w.shape[0]))], axis=1)
     init = None if initial_state is None else _to_numpy(initial_state.to(complex_dtype))
-    out, _ = adjoint.trace_split(_NUMPY_OPS[complex_dtype], prog, v, init, measure, keep=False)
+    ops = _NUMPY_OPS[complex_dtype]
+    out, _ = adjoint.trace_split(
+        ops, prog, _numpy_bindings(values, weights), init, measure, keep=False
+    )
     return torch.from_numpy(np.ascontiguousarray(out))
 
 
