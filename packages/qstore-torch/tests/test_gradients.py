@@ -295,3 +295,23 @@ def test_inference_gives_the_training_forward_pass(
         with torch.no_grad():
             inferred = module(inp)
         torch.testing.assert_close(inferred, trained.detach(), atol=1e-12, rtol=0)
+
+
+def test_half_precision_angles_are_simulated_in_single_precision() -> None:
+    """bfloat16 bindings given to the engine directly are widened before the gates are built,
+    with gradients and without."""
+    from qstore.core.engine.program import compile_program
+    from qstore.torch import engine
+
+    c = qc.UnifiedCircuit(1).add_gate("RY", 0, "x")
+    prog = compile_program(c, ["x"], observables=[qc.Z(0) + 0])
+    x = torch.tensor([[1.0], [2.0]], dtype=torch.bfloat16)
+    want = torch.cos(x.float())
+    with torch.no_grad():
+        torch.testing.assert_close(engine.expectations(prog, x), want, atol=1e-6, rtol=0)
+    xg = x.clone().requires_grad_()
+    got = engine.expectations(prog, xg)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    got.sum().backward()
+    assert xg.grad is not None and xg.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(xg.grad.float(), -torch.sin(x.float()), atol=1e-2, rtol=0)

@@ -263,7 +263,7 @@ class _Simulate(torch.autograd.Function):
         ctx.prog, ctx.ops, ctx.measure = prog, ops, measure
         ctx.has_weights = weights is not None
         if isinstance(ops, generic.NumpyOps):  # large batches split over threads
-            v = _numpy_bindings(inputs, weights)
+            v = _numpy_bindings(ops, inputs, weights)
             out, ctx.trace = adjoint.trace_split(ops, prog, v, _to_numpy(initial_state), measure)
             return torch.from_numpy(np.ascontiguousarray(out))
         values = inputs if weights is None else _with_weights(inputs, weights)
@@ -361,13 +361,15 @@ def _simulate(
             return result
 
 
-def _numpy_bindings(inputs: torch.Tensor, weights: torch.Tensor | None) -> Any:
-    """Every binding column as one NumPy array: ``inputs [B, P_b]``, then ``weights [S]``
-    repeated per row."""
-    v = _to_numpy(inputs)
+def _numpy_bindings(ops: Any, inputs: torch.Tensor, weights: torch.Tensor | None) -> Any:
+    """Every binding column as one NumPy array in the engine's real dtype (half-precision
+    angles would cost whole digits): ``inputs [B, P_b]``, then ``weights [S]`` repeated per
+    row."""
+    real = torch.float64 if ops.real_dtype == np.float64 else torch.float32
+    v = _to_numpy(inputs.to(real))  # (NumPy has no bfloat16: convert on the torch side)
     if weights is None:
         return v
-    w = _to_numpy(weights)
+    w = _to_numpy(weights.to(real))
     return np.concatenate([v, np.broadcast_to(w, (v.shape[0], w.shape[0]))], axis=1)
 
 
@@ -384,7 +386,7 @@ def _numpy_forward(
     init = None if initial_state is None else _to_numpy(initial_state.to(complex_dtype))
     ops = _NUMPY_OPS[complex_dtype]
     out, _ = adjoint.trace_split(
-        ops, prog, _numpy_bindings(values, weights), init, measure, keep=False
+        ops, prog, _numpy_bindings(ops, values, weights), init, measure, keep=False
     )
     return torch.from_numpy(np.ascontiguousarray(out))
 
