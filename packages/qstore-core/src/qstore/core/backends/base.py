@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -343,3 +343,16 @@ class FusedVJP:
             circuit, observables, values, cotangent, names=names, shared=shared
         )
         return gv, gs
+
+
+def vjp_at_once(
+    forward: tuple[FloatArray, Callable[[npt.ArrayLike], tuple[FloatArray, FloatArray]]],
+    cotangent: npt.ArrayLike,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(expectations, d/dvalues, d/dshared)`` from what a backend's ``value_and_vjp_fn``
+    returned, finished with ``cotangent`` at once: a backend's ``value_and_vjp`` is
+    ``vjp_at_once(self.value_and_vjp_fn(...), cotangent)`` (also in
+    :mod:`qstore.core.backends.plugin`)."""
+    out, finish = forward
+    gv, gs = finish(cotangent)
+    return out, gv, gs

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qstore.core.backends.base import Capabilities, FloatArray, FusedVJP
+from qstore.core.backends.base import Capabilities, FloatArray, FusedVJP, vjp_at_once
 from qstore.core.backends.sampling import ProbabilitySampling, sample_indices
 from qstore.core.circuit import UnifiedCircuit
 from qstore.core.engine import adjoint, generic
@@ -186,11 +186,8 @@ class LocalBackend(ProbabilitySampling, FusedVJP):
         shared: Mapping[str, float] | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Expectations and the VJP from one forward pass (what training steps call)."""
-        out, finish = self.value_and_vjp_fn(
-            circuit, observables, values, names=names, shared=shared
-        )
-        gv, gs = finish(cotangent)
-        return out, gv, gs
+        forward = self.value_and_vjp_fn(circuit, observables, values, names=names, shared=shared)
+        return vjp_at_once(forward, cotangent)
 
     def value_and_vjp_fn(
         self,

@@ -61,6 +61,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from qstore.core.backends.base import vjp_at_once
 from qstore.core.backends.local import split_names
 from qstore.core.backends.sampling import (
     check_shots,
@@ -106,9 +107,9 @@ __all__ = [
     "sample_indices",
     "split_observables",
     "theta_symbols",
-    "value_and_vjp_by_gates",
     "value_and_vjp_fn_by_gates",
     "value_and_vjp_fn_from_states",
+    "vjp_at_once",
 ]
 
 logger = logging.getLogger(__name__)
@@ -535,25 +536,6 @@ def value_and_vjp_fn_by_gates(
         return gv[:, :nb], gv[:, nb:].sum(axis=0)
 
     return out, finish
-
-
-def value_and_vjp_by_gates(
-    core: SimulatorCore[TemplateT],
-    circuit: UnifiedCircuit,
-    observables: Any,
-    values: npt.ArrayLike | None,
-    cotangent: npt.ArrayLike,
-    *,
-    names: Sequence[str] | None = None,
-    shared: Mapping[str, float] | None = None,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """``(expectations, d/dvalues, d/dshared)``: :func:`value_and_vjp_fn_by_gates` finished
-    with ``cotangent`` at once (a backend's ``value_and_vjp``)."""
-    out, finish = value_and_vjp_fn_by_gates(
-        core, circuit, observables, values, names=names, shared=shared
-    )
-    gv, gs = finish(cotangent)
-    return out, gv, gs
 
 
 def value_and_vjp_fn_from_states(

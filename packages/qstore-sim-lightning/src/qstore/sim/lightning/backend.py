@@ -484,9 +484,8 @@ class LightningBackend(ProbabilitySampling, FusedVJP):
         shared: Mapping[str, float] | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Expectations and the adjoint VJP (:meth:`value_and_vjp_fn`, finished at once)."""
-        e, finish = self.value_and_vjp_fn(circuit, observables, values, names=names, shared=shared)
-        gv, gs = finish(cotangent)
-        return e, gv, gs
+        forward = self.value_and_vjp_fn(circuit, observables, values, names=names, shared=shared)
+        return plugin.vjp_at_once(forward, cotangent)
 
     def state(
         self,

@@ -455,9 +455,8 @@ class QsimBackend(ProbabilitySampling, FusedVJP):
         shared: Mapping[str, float] | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Expectations and the adjoint VJP: one qsim pass, one backward sweep."""
-        e, finish = self.value_and_vjp_fn(circuit, observables, values, names=names, shared=shared)
-        gv, gs = finish(cotangent)
-        return e, gv, gs
+        forward = self.value_and_vjp_fn(circuit, observables, values, names=names, shared=shared)
+        return plugin.vjp_at_once(forward, cotangent)
 
     def unitary(
         self,
